@@ -1,0 +1,35 @@
+# Crops of the real photographs shipped inside scikit-image, scikit-learn
+# and matplotlib (no download): 9 photos for training, 2 held out for
+# validation (docs/en/datasets.md). RGB uint8 crops of `crop_size` pixels.
+crop_size = 64
+
+# The crops are already drawn at random positions (seeded): only flip.
+train_pipeline = [
+    dict(type='mmpretrain.RandomFlip', prob=0.5),
+    dict(type='mmpretrain.PackInputs'),
+]
+val_pipeline = [dict(type='mmpretrain.PackInputs')]
+
+train_dataloader = dict(
+    batch_size=16,
+    num_workers=0,
+    sampler=dict(type='DefaultSampler', shuffle=True),
+    collate_fn=dict(type='default_collate'),
+    dataset=dict(
+        type='EmbeddedPhotos',
+        split='train',
+        crop_size=crop_size,
+        num_crops=2048,
+        pipeline=train_pipeline))
+val_dataloader = dict(
+    batch_size=16,
+    num_workers=0,
+    sampler=dict(type='DefaultSampler', shuffle=False),
+    collate_fn=dict(type='default_collate'),
+    dataset=dict(
+        type='EmbeddedPhotos',
+        split='val',
+        crop_size=crop_size,
+        num_crops=128,
+        pipeline=val_pipeline))
+test_dataloader = val_dataloader

@@ -1,0 +1,42 @@
+# Official LMD pretraining recipe: Adan, lr = base_lr * batch / 256,
+# weight decay 0.05 except norms, biases, position embeddings and tokens,
+# gradient-norm clip 10, 1 warm-up epoch then cosine to 1e-8.
+optim_wrapper = dict(
+    type='OptimWrapper',
+    optimizer=dict(
+        type='mmpretrain.Adan',
+        lr=3e-4 * 64 / 256,
+        betas=(0.98, 0.92, 0.90),
+        eps=1e-8,
+        weight_decay=0.05),
+    clip_grad=dict(max_norm=10.0),
+    paramwise_cfg=dict(
+        custom_keys={
+            'norm': dict(decay_mult=0.0),
+            'bias': dict(decay_mult=0.0),
+            'pos_embed': dict(decay_mult=0.0),
+            'mask_token': dict(decay_mult=0.0),
+            'cls_token': dict(decay_mult=0.0),
+        }))
+
+max_epochs = 400
+param_scheduler = [
+    dict(
+        type='LinearLR',
+        start_factor=1e-4,
+        by_epoch=True,
+        begin=0,
+        end=1,
+        convert_to_iter_based=True),
+    dict(
+        type='CosineAnnealingLR',
+        T_max=max_epochs - 1,
+        eta_min=1e-8,
+        by_epoch=True,
+        begin=1,
+        end=max_epochs,
+        convert_to_iter_based=True),
+]
+train_cfg = dict(type='EpochBasedTrainLoop', max_epochs=max_epochs)
+# Learning rate above is for batch 64; scaled for other total batch sizes.
+auto_scale_lr = dict(base_batch_size=64)

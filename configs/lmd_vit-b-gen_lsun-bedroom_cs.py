@@ -1,0 +1,27 @@
+# Generative LMD (8 + 12 blocks, decoder 1024) on LSUN bedrooms at 256 px:
+# kl-f8 latent 32 x 32 x 4, patch 2 -> 256 tokens. Cosine schedule, Adan.
+_base_ = [
+    '_base_/models/lmd_vit-b-gen_p2.py',
+    '_base_/datasets/lsun_bedroom_pretrain.py',
+    '_base_/schedules/adan_coslr_pretrain.py',
+    '_base_/default_runtime.py',
+]
+model = dict(
+    backbone=dict(latent_size=32),
+    neck=dict(num_patches=256))
+
+max_epochs = 50
+train_cfg = dict(max_epochs=max_epochs)
+param_scheduler = [
+    dict(type='LinearLR', start_factor=1e-4, by_epoch=True, begin=0, end=1,
+         convert_to_iter_based=True),
+    dict(type='CosineAnnealingLR', T_max=max_epochs - 1, eta_min=1e-8,
+         by_epoch=True, begin=1, end=max_epochs, convert_to_iter_based=True),
+]
+
+default_hooks = dict(
+    mask_ratio=dict(
+        type='MaskRatioSchedulerHook',
+        scheduler=dict(type='CosineMaskRatio', min_ratio=0.15,
+                       max_ratio=0.75)),
+    checkpoint=dict(interval=5000, max_keep_ckpts=3))

@@ -1,0 +1,17 @@
+# LMD-CS: discriminative ViT-B, kl-f8 latent (patch 2), ImageNet-1K,
+# cosine mask-ratio schedule 0.15 -> 0.75 (the paper's best), official
+# Adan recipe. Run: tools/dist_train.sh configs/lmd_vit-b_in1k_cs.py 2
+_base_ = [
+    '_base_/models/lmd_vit-b_p2.py',
+    '_base_/datasets/in1k_pretrain.py',
+    '_base_/schedules/adan_coslr_pretrain.py',
+    '_base_/default_runtime.py',
+]
+
+# Mask ratio of every iteration, from (global iteration, total iterations).
+default_hooks = dict(
+    mask_ratio=dict(
+        type='MaskRatioSchedulerHook',
+        scheduler=dict(type='CosineMaskRatio', min_ratio=0.15,
+                       max_ratio=0.75)),
+    checkpoint=dict(interval=5000, max_keep_ckpts=3))

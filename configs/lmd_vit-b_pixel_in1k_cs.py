@@ -1,0 +1,9 @@
+# "w/o LSP" ablation (paper Table 5): no latent space projector. The same
+# ViT-B on pixels with patch 16: 196 tokens of 16*16*3 values, the token
+# count of the latent patch-2 model.
+_base_ = ['./lmd_vit-b_in1k_cs.py']
+model = dict(
+    projector=dict(_delete_=True, type='IdentityProjector'),
+    backbone=dict(in_channels=3, latent_size=224, patch_size=16),
+    neck=dict(in_channels=3, num_patches=196, patch_size=16),
+    head=dict(patch_size=16))

@@ -1,0 +1,12 @@
+"""Datasets: the photos shipped in pip packages and users' image folders.
+
+Both give the pipeline ``img`` as an ``(H, W, 3)`` uint8 RGB array.
+"""
+from .embedded_photos import SOURCES, EmbeddedPhotos, load_photo
+from .image_folder import ImageFolderDataset
+from .image_io import IMG_EXTENSIONS, ImageReadWarning, read_rgb_image
+
+__all__ = [
+    'EmbeddedPhotos', 'ImageFolderDataset', 'SOURCES', 'IMG_EXTENSIONS',
+    'ImageReadWarning', 'load_photo', 'read_rgb_image'
+]

@@ -1,0 +1,8 @@
+from .mask_ratio_hook import MaskRatioSchedulerHook, build_mask_scheduler
+from .reconstruction_hook import (ReconstructionVisualizationHook,
+                                  reconstruction_grid)
+
+__all__ = [
+    'MaskRatioSchedulerHook', 'build_mask_scheduler',
+    'ReconstructionVisualizationHook', 'reconstruction_grid'
+]

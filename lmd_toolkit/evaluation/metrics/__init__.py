@@ -1,0 +1,11 @@
+"""Image-quality metrics (mmengine ``BaseMetric``) of reconstructions."""
+from .fid import (FID, InceptionV3PoolFeatures, frechet_distance,
+                  gaussian_statistics)
+from .lpips_metric import LPIPS
+from .psnr import PSNR
+from .ssim import SSIM, structural_similarity
+
+__all__ = [
+    'PSNR', 'SSIM', 'structural_similarity', 'LPIPS', 'FID',
+    'frechet_distance', 'gaussian_statistics', 'InceptionV3PoolFeatures'
+]

@@ -1,0 +1,3 @@
+from .lmd import LatentMaskingDiffusion
+
+__all__ = ['LatentMaskingDiffusion']

@@ -1,0 +1,3 @@
+from .lmd_vit import LMDViT
+
+__all__ = ['LMDViT']

@@ -1,0 +1,3 @@
+from .lmd_data_preprocessor import LMDDataPreprocessor
+
+__all__ = ['LMDDataPreprocessor']

@@ -1,0 +1,3 @@
+from .latent_recon_head import LatentReconstructionHead
+
+__all__ = ['LatentReconstructionHead']

@@ -1,0 +1,59 @@
+"""Per-sample random token masking (MAE)."""
+from typing import Optional, Sequence, Tuple, Union
+
+import torch
+from torch import Tensor
+
+
+Generators = Union[torch.Generator, Sequence[torch.Generator]]
+
+
+def random_masking(x: Tensor,
+                   mask_ratio: float,
+                   generator: Optional[Generators] = None
+                   ) -> Tuple[Tensor, Tensor, Tensor]:
+    """Keep a random subset of ``int(L * (1 - mask_ratio))`` tokens per sample.
+
+    Each sample draws uniform noise per token; the tokens with the smallest
+    noise are kept (in that random order).
+
+    Mask convention used throughout lmd-toolkit: ``mask == 1`` marks a
+    REMOVED (masked, to-be-predicted) token, ``mask == 0`` a visible one.
+
+    Args:
+        x (Tensor): Tokens ``(B, L, C)``.
+        mask_ratio (float): Fraction of tokens to remove, ``0 <= r < 1``.
+        generator (torch.Generator | Sequence[torch.Generator], optional):
+            Source of the noise, for reproducible masks: one generator for
+            the batch, or one per sample (then a sample's mask does not
+            depend on the batch it is in). Must live on ``x.device``.
+            Defaults to None.
+
+    Returns:
+        tuple: ``x_kept`` ``(B, K, C)`` with ``K = int(L * (1 - r))``;
+        ``mask`` ``(B, L)`` in the original token order (1 = removed);
+        ``ids_restore`` ``(B, L)`` such that gathering
+        ``cat([x_kept, mask_tokens], 1)`` with it restores the original order.
+    """
+    if not 0.0 <= mask_ratio < 1.0:
+        raise ValueError(f'random_masking: mask_ratio must satisfy '
+                         f'0 <= mask_ratio < 1, got {mask_ratio!r}.')
+    B, L, C = x.shape
+    len_keep = int(L * (1 - mask_ratio))
+    if isinstance(generator, (list, tuple)):
+        if len(generator) != B:
+            raise ValueError(f'random_masking: got {len(generator)} '
+                             f'generators for a batch of {B} samples.')
+        noise = torch.stack([
+            torch.rand(L, device=x.device, generator=g) for g in generator
+        ])  # (B, L)
+    else:
+        noise = torch.rand(B, L, device=x.device, generator=generator)
+    ids_shuffle = torch.argsort(noise, dim=1)  # ascending: first = kept
+    ids_restore = torch.argsort(ids_shuffle, dim=1)  # inverse permutation
+    ids_keep = ids_shuffle[:, :len_keep]  # (B, K)
+    x_kept = torch.gather(x, 1, ids_keep[..., None].expand(-1, -1, C))
+    mask = torch.ones(B, L, device=x.device, dtype=x.dtype)
+    mask[:, :len_keep] = 0
+    mask = torch.gather(mask, 1, ids_restore)  # back to the original order
+    return x_kept, mask, ids_restore

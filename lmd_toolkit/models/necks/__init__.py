@@ -1,0 +1,3 @@
+from .lmd_decoder import LMDDecoder
+
+__all__ = ['LMDDecoder']

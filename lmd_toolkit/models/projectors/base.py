@@ -1,0 +1,74 @@
+"""The frozen latent-space projector interface (paper §3.1)."""
+from abc import ABCMeta, abstractmethod
+from typing import Optional
+
+import torch
+from mmengine.model import BaseModule
+from torch import Tensor
+
+
+class BaseProjector(BaseModule, metaclass=ABCMeta):
+    """Frozen image <-> latent projector used as a target generator.
+
+    Subclasses implement :meth:`_encode` and :meth:`_decode` on images in
+    ``[-1, 1]``. The public :meth:`encode` / :meth:`decode` run without
+    gradients, outside autocast, in fp32 and multiply / divide by
+    ``scale_factor``, so every projector behaves the same to the algorithm.
+    The module never leaves eval mode and none of its parameters train.
+
+    Args:
+        scale_factor (float): Latents are returned as ``scale_factor * z``.
+            Defaults to 1.0.
+        init_cfg (dict, optional): ``dict(type='Pretrained', checkpoint=...)``
+            to load weights. Defaults to None.
+    """
+
+    #: Channels of the latent (``d`` in the paper).
+    latent_channels: int
+    #: Spatial down-sampling factor between image and latent (``f``).
+    downsample_factor: int
+
+    def __init__(self,
+                 scale_factor: float = 1.0,
+                 init_cfg: Optional[dict] = None) -> None:
+        super().__init__(init_cfg=init_cfg)
+        self.scale_factor = float(scale_factor)
+
+    def freeze(self) -> 'BaseProjector':
+        """Disable gradients and switch to eval mode, for good."""
+        self.requires_grad_(False)
+        super().train(False)
+        return self
+
+    def train(self, mode: bool = True) -> 'BaseProjector':
+        """Stay in eval mode whatever the caller asks (frozen module)."""
+        return super().train(False)
+
+    def init_weights(self) -> None:
+        super().init_weights()
+        self.freeze()
+
+    @abstractmethod
+    def _encode(self, x: Tensor) -> Tensor:
+        """Map images ``(B, 3, H, W)`` in [-1, 1] to unscaled latents."""
+
+    @abstractmethod
+    def _decode(self, z: Tensor) -> Tensor:
+        """Map unscaled latents ``(B, d, h, w)`` to images in [-1, 1]."""
+
+    def encode(self, x: Tensor) -> Tensor:
+        """Images ``(B, 3, H, W)`` in [-1, 1] -> latents ``(B, d, H/f, W/f)``
+        multiplied by ``scale_factor``."""
+        with torch.no_grad(), _fp32(x):
+            return self._encode(x.float()) * self.scale_factor
+
+    def decode(self, z: Tensor) -> Tensor:
+        """Latents ``(B, d, h, w)`` (scaled) -> images ``(B, 3, h*f, w*f)``
+        in about [-1, 1]."""
+        with torch.no_grad(), _fp32(z):
+            return self._decode(z.float() / self.scale_factor)
+
+
+def _fp32(t: Tensor) -> torch.autocast:
+    """An autocast-disabled context on the tensor's device type."""
+    return torch.autocast(device_type=t.device.type, enabled=False)

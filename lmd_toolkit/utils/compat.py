@@ -1,0 +1,151 @@
+"""Compatibility shims for the dependency versions lmd-toolkit supports.
+
+Every shim lives here, is applied by :func:`apply_compat_shims` (called from
+``register_all_modules()`` and the tools) or by the tools' distributed set-up,
+and is described in ``docs/en/compatibility.md``. Users set no environment
+variable for any of them.
+
+1. torch >= 2.6 loads checkpoints with ``weights_only=True`` by default.
+   mmengine 0.10 training checkpoints hold its ``HistoryBuffer`` (message
+   hub) and numpy arrays / dtypes, so ``resume=True`` and ``load_from`` fail
+   with ``Unsupported global: ... HistoryBuffer``. We keep the safe loader
+   and allow exactly those data-only classes
+   (:func:`allow_mmengine_checkpoint_globals`). ``HistoryBuffer`` also
+   pickles its built-in statistic methods as ``getattr(HistoryBuffer,
+   'mean')``, and allowing ``getattr`` would defeat the safe loader; its
+   ``__getstate__`` is narrowed to leave out the four built-in methods,
+   which ``__setstate__`` restores anyway (custom ones are still saved).
+2. mmengine's ``init_dist`` calls ``torch.cuda.set_device`` for the
+   ``pytorch`` / ``slurm`` launchers, which fails without a GPU. Before the
+   Runner is built, :func:`init_cpu_distributed` initialises a ``gloo``
+   process group from the launcher's environment variables; the Runner then
+   skips its own initialisation.
+3. mmengine's Runner passes ``device_ids=[LOCAL_RANK]`` to the DDP wrapper,
+   which torch rejects for CPU modules: ``LMDDistributedDataParallel``
+   (``lmd_toolkit/engine/model_wrappers.py``) drops it on CPU;
+   :func:`fill_model_wrapper_cfg` selects it for configs that name none.
+"""
+import os
+import subprocess
+from typing import List
+
+import numpy as np
+import torch
+import torch.distributed as dist
+from mmengine.logging import print_log
+
+MODEL_WRAPPER = 'lmd_toolkit.LMDDistributedDataParallel'
+
+
+def mmengine_checkpoint_globals() -> List[type]:
+    """The data-only classes an mmengine training checkpoint pickles besides
+    tensors: the message hub's ``HistoryBuffer`` and what numpy arrays,
+    scalars and dtypes reduce to."""
+    from mmengine.logging.history_buffer import HistoryBuffer
+    try:  # numpy >= 2
+        from numpy._core import multiarray
+    except ImportError:  # numpy 1.x
+        from numpy.core import multiarray
+    dtype_classes = {
+        type(np.dtype(t))
+        for t in ('bool', 'int8', 'int16', 'int32', 'int64', 'uint8',
+                  'uint16', 'uint32', 'uint64', 'float16', 'float32',
+                  'float64', 'complex64', 'complex128')
+    }
+    return [
+        HistoryBuffer, multiarray._reconstruct, multiarray.scalar, np.ndarray,
+        np.dtype, *sorted(dtype_classes, key=lambda c: c.__name__)
+    ]
+
+
+_BUILTIN_STATISTICS = ('min', 'max', 'current', 'mean')
+
+
+def _history_buffer_getstate(self) -> dict:
+    """``HistoryBuffer.__getstate__`` without the built-in statistic methods
+    (they would pickle as ``getattr`` calls, refused by the safe loader)."""
+    state = {k: v for k, v in self.__dict__.items() if k != 'statistics_methods'}
+    custom = {
+        name: method
+        for name, method in self._statistics_methods.items()
+        if name not in _BUILTIN_STATISTICS
+    }
+    if custom:
+        state['statistics_methods'] = custom
+    return state
+
+
+def allow_mmengine_checkpoint_globals() -> None:
+    """Let ``torch.load(weights_only=True)`` read mmengine training
+    checkpoints written by this toolkit (shim 1). No-op on torch without
+    ``add_safe_globals``."""
+    from mmengine.logging.history_buffer import HistoryBuffer
+    HistoryBuffer.__getstate__ = _history_buffer_getstate
+    add_safe_globals = getattr(torch.serialization, 'add_safe_globals', None)
+    if add_safe_globals is not None:
+        add_safe_globals(mmengine_checkpoint_globals())
+
+
+def init_cpu_distributed(launcher: str, backend: str = 'gloo') -> bool:
+    """Initialise a ``gloo`` process group when distributed training is asked
+    for on a machine without CUDA (shim 2).
+
+    Args:
+        launcher (str): ``'none'``, ``'pytorch'`` (torchrun) or ``'slurm'``.
+        backend (str): Process-group backend for CPU. Defaults to 'gloo'.
+
+    Returns:
+        bool: True if this call initialised the process group.
+    """
+    if launcher == 'none' or torch.cuda.is_available() or \
+            (dist.is_available() and dist.is_initialized()):
+        return False
+    if launcher == 'slurm':
+        _slurm_env_to_torchrun_env()
+    elif launcher != 'pytorch':
+        raise ValueError(f'CPU distributed training supports the launchers '
+                         f"'pytorch' and 'slurm', got launcher={launcher!r}")
+    missing = [
+        k for k in ('RANK', 'WORLD_SIZE', 'MASTER_ADDR', 'MASTER_PORT')
+        if k not in os.environ
+    ]
+    if missing:
+        raise RuntimeError(
+            f'--launcher {launcher} needs the environment variables '
+            f'{missing}; start the script with tools/dist_train.sh '
+            '(torchrun) or tools/slurm_train.sh.')
+    dist.init_process_group(backend=backend, init_method='env://')
+    print_log(
+        f'No CUDA: initialised a {backend} process group on CPU (rank '
+        f'{dist.get_rank()} of {dist.get_world_size()}).',
+        logger='current')
+    return True
+
+
+def _slurm_env_to_torchrun_env() -> None:
+    """Derive torchrun's variables from SLURM's (as mmengine's slurm init
+    does, without touching CUDA)."""
+    proc_id = int(os.environ['SLURM_PROCID'])
+    os.environ.setdefault('RANK', str(proc_id))
+    os.environ.setdefault('WORLD_SIZE', os.environ['SLURM_NTASKS'])
+    os.environ.setdefault('LOCAL_RANK', os.environ.get('SLURM_LOCALID', '0'))
+    if 'MASTER_ADDR' not in os.environ:
+        node_list = os.environ['SLURM_NODELIST']
+        os.environ['MASTER_ADDR'] = subprocess.getoutput(
+            f'scontrol show hostname {node_list} | head -n1')
+    os.environ.setdefault('MASTER_PORT', '29500')
+
+
+def fill_model_wrapper_cfg(cfg) -> None:
+    """Select ``LMDDistributedDataParallel`` when a config names no model
+    wrapper (shim 3); our ``default_runtime.py`` names it explicitly."""
+    if cfg.get('model_wrapper_cfg') is None:
+        cfg.model_wrapper_cfg = dict(
+            type=MODEL_WRAPPER,
+            broadcast_buffers=False,
+            find_unused_parameters=cfg.get('find_unused_parameters', False))
+
+
+def apply_compat_shims() -> None:
+    """Apply the process-wide shims (idempotent)."""
+    allow_mmengine_checkpoint_globals()

@@ -1,0 +1,82 @@
+"""Config handling shared by ``tools/train.py`` and ``tools/test.py``."""
+import os.path as osp
+from typing import Optional
+
+import torch
+from mmengine.config import Config, DictAction  # noqa: F401 (re-export)
+from mmengine.logging import print_log
+from mmengine.utils import import_modules_from_strings
+
+from .compat import fill_model_wrapper_cfg, init_cpu_distributed
+from .setup_env import register_all_modules
+
+
+def load_config(config: str,
+                cfg_options: Optional[dict] = None,
+                launcher: str = 'none',
+                work_dir: Optional[str] = None) -> Config:
+    """Read a config, merge ``--cfg-options``, import ``custom_imports``
+    (also those given on the command line), apply the compatibility shims
+    and, for distributed runs on CPU, initialise the gloo process group.
+
+    Args:
+        config (str): Path of the config file.
+        cfg_options (dict, optional): ``--cfg-options`` overrides.
+        launcher (str): ``'none'``, ``'pytorch'`` or ``'slurm'``.
+        work_dir (str, optional): ``--work-dir``; defaults to
+            ``work_dirs/<config name>``.
+
+    Returns:
+        Config: The config, ready for ``Runner.from_cfg``.
+    """
+    if not osp.isfile(config):
+        raise FileNotFoundError(f'Config file not found: {config}')
+    cfg = Config.fromfile(config)
+    if cfg_options:
+        cfg.merge_from_dict(cfg_options)
+    if cfg.get('custom_imports'):
+        import_modules_from_strings(**cfg.custom_imports)
+    register_all_modules(init_default_scope=False)
+
+    cfg.launcher = launcher
+    if work_dir is not None:
+        cfg.work_dir = work_dir
+    elif cfg.get('work_dir') is None:
+        cfg.work_dir = osp.join('./work_dirs',
+                                osp.splitext(osp.basename(config))[0])
+    if launcher != 'none':
+        init_cpu_distributed(launcher)
+        fill_model_wrapper_cfg(cfg)
+    return cfg
+
+
+def destroy_distributed() -> None:
+    """Tear down the process group before the interpreter exits. Without it
+    gloo's threads can outlive the group and abort the process at exit
+    (``terminate called without an active exception``)."""
+    import torch.distributed as dist
+    if dist.is_available() and dist.is_initialized():
+        dist.barrier()
+        dist.destroy_process_group()
+
+
+def enable_amp(cfg: Config) -> None:
+    """``--amp``: mmengine's AmpOptimWrapper (fp16 + loss scaling) on GPU,
+    ``AutocastOptimWrapper`` (bf16, no scaling) on CPU. Logged."""
+    wrapper = cfg.optim_wrapper.get('type', 'OptimWrapper')
+    if wrapper in ('AmpOptimWrapper', 'AutocastOptimWrapper'):
+        print_log(f'--amp: the config already uses {wrapper}.',
+                  logger='current')
+        return
+    if wrapper != 'OptimWrapper':
+        raise ValueError(f'--amp replaces optim_wrapper.type=OptimWrapper, '
+                         f'but the config sets {wrapper!r}; set the mixed-'
+                         'precision wrapper in the config instead.')
+    if torch.cuda.is_available():
+        cfg.optim_wrapper.type = 'AmpOptimWrapper'
+        cfg.optim_wrapper.setdefault('loss_scale', 'dynamic')
+    else:
+        cfg.optim_wrapper.type = 'AutocastOptimWrapper'
+        cfg.optim_wrapper.setdefault('dtype', 'bfloat16')
+    print_log(f'--amp: optim_wrapper.type set to {cfg.optim_wrapper.type}.',
+              logger='current')

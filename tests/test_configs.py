@@ -1,0 +1,105 @@
+"""Every leaf config loads, builds its model in a reduced size, selects the
+mask schedule its name says, and runs one real training iteration on CPU."""
+import glob
+import os.path as osp
+
+import numpy as np
+import pytest
+import torch
+from mmengine.config import Config
+from mmengine.optim import build_optim_wrapper
+
+from lmd_toolkit.datasets import EmbeddedPhotos
+from lmd_toolkit.engine.hooks import build_mask_scheduler
+from lmd_toolkit.registry import MODELS
+from lmd_toolkit.utils import register_all_modules
+
+ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
+LEAVES = sorted(glob.glob(osp.join(ROOT, 'configs', '*.py')))
+SCHEDULE_OF_SUFFIX = dict(
+    cs='CosineMaskRatio',
+    ps='PiecewiseMaskRatio',
+    us='UniformMaskRatio',
+    fixed='FixedMaskRatio')
+
+register_all_modules()
+
+
+def shrink(cfg: Config, img_size: int = 64) -> None:
+    """Tiny widths and depths; a random tiny-f8 KL-VAE instead of kl-f8.
+    The variant's relative depths (encoder vs decoder) are kept."""
+    model = cfg.model
+    enc_layers = model.backbone.get('num_layers') or 12
+    model.backbone.arch = dict(embed_dims=32, num_layers=2, num_heads=2)
+    model.backbone.num_layers = 1 if enc_layers < 12 else 2
+    model.neck.update(
+        embed_dims=32,
+        decoder_embed_dims=48 if model.neck.decoder_embed_dims > 512 else 16,
+        decoder_depth=2 if model.neck.decoder_depth > 8 else 1,
+        decoder_num_heads=2)
+    if model.projector.type == 'IdentityProjector':
+        latent = img_size
+    else:
+        model.projector.update(preset='tiny-f8', checkpoint=None)
+        latent = img_size // 8
+    patch = model.backbone.patch_size
+    patch = min(patch, latent // 2)
+    model.backbone.update(latent_size=latent, patch_size=patch)
+    model.neck.update(num_patches=(latent // patch)**2, patch_size=patch)
+    model.head.patch_size = patch
+
+
+def photo_batch(n: int = 2, size: int = 64) -> dict:
+    dataset = EmbeddedPhotos(split='val', crop_size=size, num_crops=n)
+    imgs = np.stack([dataset[i]['img'] for i in range(n)])
+    return dict(inputs=torch.from_numpy(imgs).permute(0, 3, 1, 2).contiguous())
+
+
+@pytest.mark.parametrize(
+    'config', LEAVES, ids=[osp.basename(c) for c in LEAVES])
+def test_leaf_config_trains_one_iteration(config):
+    cfg = Config.fromfile(config)
+    assert cfg.default_scope == 'lmd_toolkit'
+
+    suffix = osp.splitext(osp.basename(config))[0].rsplit('_', 1)[-1]
+    scheduler = build_mask_scheduler(cfg.default_hooks.mask_ratio.scheduler)
+    assert type(scheduler).__name__ == SCHEDULE_OF_SUFFIX[suffix]
+
+    shrink(cfg)
+    if cfg.get('data_preprocessor') is not None:
+        cfg.model.setdefault('data_preprocessor', cfg.data_preprocessor)
+    torch.manual_seed(0)
+    model = MODELS.build(cfg.model)
+    model.init_weights()
+    optim_wrapper = build_optim_wrapper(model, cfg.optim_wrapper)
+    model.mask_ratio = scheduler.ratio(0, 10)
+
+    before = [p.detach().clone() for p in model.backbone.parameters()]
+    projector_before = [p.detach().clone() for p in model.projector.parameters()]
+    log_vars = model.train_step(photo_batch(), optim_wrapper)
+    assert torch.isfinite(log_vars['loss'])
+    changed = [not torch.equal(a, b.detach())
+               for a, b in zip(before, model.backbone.parameters())]
+    assert any(changed), 'no encoder parameter was updated'
+    assert all(
+        torch.equal(a, b)
+        for a, b in zip(projector_before, model.projector.parameters()))
+
+
+def test_no_weight_decay_group_is_not_empty():
+    cfg = Config.fromfile(osp.join(ROOT, 'configs', 'lmd_vit-b_in1k_cs.py'))
+    shrink(cfg)
+    model = MODELS.build(cfg.model)
+    wrapper = build_optim_wrapper(model, cfg.optim_wrapper)
+    no_decay = [g for g in wrapper.optimizer.param_groups
+                if g['weight_decay'] == 0]
+    decay = [g for g in wrapper.optimizer.param_groups
+             if g['weight_decay'] > 0]
+    assert no_decay and decay
+    assert type(wrapper.optimizer).__name__ == 'Adan'
+    names = {id(p): n for n, p in model.named_parameters()}
+    no_decay_names = {names[id(p)] for g in no_decay for p in g['params']}
+    assert 'neck.mask_token' in no_decay_names
+    assert 'backbone.cls_token' in no_decay_names
+    assert 'backbone.norm.weight' in no_decay_names
+    assert 'backbone.blocks.0.attn.qkv.weight' not in no_decay_names
