@@ -166,3 +166,15 @@ def test_dist_test_matches_single_process(unbroken_run, tmp_path):
     # Each rank scores half of the crops; the metrics gather them all.
     assert results[1]['PSNR'] == pytest.approx(results[0]['PSNR'], abs=1e-4)
     assert results[1]['SSIM'] == pytest.approx(results[0]['SSIM'], abs=1e-5)
+
+
+def test_print_config_merges_bases_and_overrides():
+    proc = run_tool([
+        'tools/misc/print_config.py', 'configs/lmd_vit-b_in1k_ps.py',
+        '--cfg-options', 'train_dataloader.batch_size=7'
+    ])
+    out = proc.stdout
+    assert "type='PiecewiseMaskRatio'" in out  # leaf override of the cs base
+    assert "type='mmpretrain.Adan'" in out  # schedule base
+    assert 'batch_size=7' in out
+    assert "default_scope = 'lmd_toolkit'" in out
