@@ -6,6 +6,8 @@ import os.path as osp
 import pytest
 from mmengine.config import Config
 
+from mmpretrain.registry import BATCH_AUGMENTS as MMPRETRAIN_BATCH_AUGMENTS
+
 from lmd_toolkit import registry
 from lmd_toolkit.utils import register_all_modules
 
@@ -45,6 +47,9 @@ def collect_types(node, path='cfg'):
 
 
 REGISTRY_OF_KEY = [
+    # mmpretrain's batch augments (mixup / cutmix) have their own registry.
+    ('batch_augments', MMPRETRAIN_BATCH_AUGMENTS),
+    ('init_cfg', registry.WEIGHT_INITIALIZERS),
     ('mask_ratio.scheduler', registry.MASK_SCHEDULERS),
     ('hooks', registry.HOOKS),
     ('optimizer', registry.OPTIMIZERS),

@@ -1,3 +1,4 @@
+from .accuracy_time_hook import AccuracyIncreaseTimeHook  # noqa: F401
 from .mask_ratio_hook import MaskRatioSchedulerHook, build_mask_scheduler
 from .reconstruction_hook import (ReconstructionVisualizationHook,
                                   reconstruction_grid)

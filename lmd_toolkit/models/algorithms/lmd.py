@@ -6,7 +6,8 @@ from mmengine.model import BaseModel
 from torch import Tensor
 
 from lmd_toolkit.registry import MODELS
-from ..layers.masking import Generators
+from ..data_preprocessors.lmd_data_preprocessor import is_latent_batch
+from ..layers.masking import Generators, seeded_generators
 
 
 @MODELS.register_module()
@@ -20,6 +21,12 @@ class LatentMaskingDiffusion(BaseModel):
         x, mask, ids = backbone.forward_masked(z, mask_ratio)   # (B, 1+K, C)
         pred = neck(x, ids)                                     # (B, L, p*p*d)
         loss = head.loss(pred, z, mask)                         # masked MSE
+
+    Batches from a ``LatentCacheDataset`` (data samples with
+    ``input_type='latent'``) are latents already: ``projector.encode`` is
+    skipped, after checking that the cache was made by this projector (type,
+    preset, options, checkpoint SHA-256, scale factor; see
+    docs/en/latent_cache.md).
 
     Args:
         projector (dict): Config of the frozen projector (a
@@ -65,6 +72,7 @@ class LatentMaskingDiffusion(BaseModel):
         self.mask_ratio = mask_ratio
         self.eval_mask_ratio = eval_mask_ratio
         self.eval_seed = eval_seed
+        self._verified_sources = set()  # latent caches checked already
         self._check_consistency()
 
     def _check_consistency(self) -> None:
@@ -91,9 +99,43 @@ class LatentMaskingDiffusion(BaseModel):
                 raise ValueError(f'LatentMaskingDiffusion: {key_a} = {a} but '
                                  f'{key_b} = {b}; make them equal.')
 
-    def _encode(self, inputs: Tensor) -> Tensor:
+    def _check_latent_source(self, data_samples: list) -> None:
+        """Raise unless every cache in the batch was encoded by this model's
+        projector (each distinct cache is checked once)."""
+        from lmd_toolkit.datasets.latent_cache import check_latent_source
+        for sample in data_samples:
+            meta = sample if isinstance(sample, dict) else sample.metainfo
+            source = meta.get('latent_source')
+            if source is None:
+                raise ValueError(
+                    "LatentMaskingDiffusion: latent inputs (input_type="
+                    "'latent') need the metainfo 'latent_source' (the "
+                    "cache's projector fingerprint) to be checked against "
+                    'the projector; serve them with LatentCacheDataset.')
+            key = repr(sorted(source.items()))
+            if key not in self._verified_sources:
+                check_latent_source(self.projector, source)
+                self._verified_sources.add(key)
+
+    def _encode(self,
+                inputs: Tensor,
+                data_samples: Optional[list] = None) -> Tensor:
         """Images ``(B, 3, H, W)`` -> latent ``(B, d, h, w)``, checked
-        against ``backbone.latent_size``."""
+        against ``backbone.latent_size``. A latent batch (data samples with
+        ``input_type='latent'``) is checked against the projector and
+        returned as is."""
+        if is_latent_batch(data_samples):
+            self._check_latent_source(data_samples)
+            d = self.projector.latent_channels
+            if inputs.ndim != 4 or inputs.shape[1] != d or tuple(
+                    inputs.shape[2:]) != self.backbone.latent_size:
+                raise ValueError(
+                    f'LatentMaskingDiffusion: cached latents of shape '
+                    f'{tuple(inputs.shape[1:])}, but the model expects '
+                    f'({d}, *{self.backbone.latent_size}) (projector.'
+                    'latent_channels, backbone.latent_size); make the cache '
+                    'from images of the matching size.')
+            return inputs
         z = self.projector.encode(inputs)
         if tuple(z.shape[2:]) != self.backbone.latent_size:
             f = self.projector.downsample_factor
@@ -111,13 +153,15 @@ class LatentMaskingDiffusion(BaseModel):
         """Masked latent reconstruction loss at ``self.mask_ratio``.
 
         Args:
-            inputs (Tensor): Images ``(B, 3, H, W)`` in [-1, 1].
-            data_samples (list, optional): Unused.
+            inputs (Tensor): Images ``(B, 3, H, W)`` in [-1, 1], or cached
+                latents ``(B, d, h, w)``.
+            data_samples (list, optional): Say whether ``inputs`` are cached
+                latents (``input_type='latent'``).
 
         Returns:
             dict: ``loss``, a scalar tensor.
         """
-        z = self._encode(inputs)
+        z = self._encode(inputs, data_samples)
         x, mask, ids_restore = self.backbone.forward_masked(z, self.mask_ratio)
         pred = self.neck(x, ids_restore)
         return dict(loss=self.head.loss(pred, z, mask))
@@ -127,14 +171,18 @@ class LatentMaskingDiffusion(BaseModel):
             self,
             inputs: Tensor,
             mask_ratio: float,
-            generator: Optional[Generators] = None) -> Dict[str, Tensor]:
+            generator: Optional[Generators] = None,
+            data_samples: Optional[list] = None) -> Dict[str, Tensor]:
         """Mask, predict and decode a batch (no gradients).
 
         Args:
-            inputs (Tensor): Images ``(B, 3, H, W)`` in [-1, 1].
+            inputs (Tensor): Images ``(B, 3, H, W)`` in [-1, 1], or cached
+                latents ``(B, d, h, w)``.
             mask_ratio (float): Fraction of latent tokens removed.
             generator (torch.Generator | list, optional): For reproducible
                 masks, one for the batch or one per sample.
+            data_samples (list, optional): Say whether ``inputs`` are cached
+                latents.
 
         Returns:
             dict: ``latent`` ``(B, d, h, w)``; ``pred_latent`` ``(B, d, h,
@@ -142,7 +190,7 @@ class LatentMaskingDiffusion(BaseModel):
             ``mask`` ``(B, L)`` (1 = removed); ``pred_img`` ``(B, 3, H, W)``,
             the projector decoding of ``pred_latent`` (about [-1, 1]).
         """
-        z = self._encode(inputs)
+        z = self._encode(inputs, data_samples)
         x, mask, ids_restore = self.backbone.forward_masked(
             z, mask_ratio, generator)
         pred = self.neck(x, ids_restore)
@@ -164,16 +212,19 @@ class LatentMaskingDiffusion(BaseModel):
         (default ``eval_seed``) and the sample's ``sample_idx`` (from
         ``data_samples``; its position in the batch otherwise), so a
         validation score does not depend on batch size or the number of
-        processes. One dict per sample, images in [0, 255] float32.
+        processes. One dict per sample, images in [0, 255] float32. For
+        cached latents, ``gt_img`` is the projector's decoding of the cached
+        latent (the cache holds no pixels).
         """
         mask_ratio = self.eval_mask_ratio if mask_ratio is None else mask_ratio
         seed = self.eval_seed if seed is None else seed
-        generators = []
-        for i in range(inputs.shape[0]):
-            index = _sample_index(data_samples, i)
-            generator = torch.Generator(device=inputs.device)
-            generators.append(generator.manual_seed((seed << 32) + index))
-        out = self.reconstruct(inputs, mask_ratio, generators)
+        indices = [
+            _sample_index(data_samples, i) for i in range(inputs.shape[0])
+        ]
+        generators = seeded_generators(seed, indices, inputs.device)
+        out = self.reconstruct(inputs, mask_ratio, generators, data_samples)
+        if is_latent_batch(data_samples):
+            inputs = self.projector.decode(out['latent'])  # (B, 3, H, W)
         B, _, H, W = inputs.shape
         gh, gw = self.backbone.grid_size
         patch_mask = out['mask'].reshape(B, 1, gh, gw)
@@ -204,9 +255,11 @@ class LatentMaskingDiffusion(BaseModel):
         """Dispatch on ``mode``.
 
         Args:
-            inputs (Tensor): Images ``(B, 3, H, W)`` in [-1, 1] (output of
-                the data preprocessor).
-            data_samples (list, optional): Unused. Defaults to None.
+            inputs (Tensor): Images ``(B, 3, H, W)`` in [-1, 1], or cached
+                latents ``(B, d, h, w)`` (output of the data preprocessor).
+            data_samples (list, optional): Sample indices for ``predict``
+                masks; ``input_type='latent'`` marks cached latents.
+                Defaults to None.
             mode (str): 'loss', 'tensor' or 'predict'. Defaults to 'tensor'.
 
         Returns:
@@ -220,7 +273,7 @@ class LatentMaskingDiffusion(BaseModel):
         if mode == 'loss':
             return self.loss(inputs, data_samples)
         if mode == 'tensor':
-            z = self._encode(inputs)
+            z = self._encode(inputs, data_samples)
             x, mask, ids_restore = self.backbone.forward_masked(
                 z, self.mask_ratio)
             return self.neck(x, ids_restore), mask

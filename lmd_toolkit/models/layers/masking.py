@@ -1,11 +1,32 @@
 """Per-sample random token masking (MAE)."""
-from typing import Optional, Sequence, Tuple, Union
+from typing import List, Optional, Sequence, Tuple, Union
 
+import numpy as np
 import torch
 from torch import Tensor
 
 
 Generators = Union[torch.Generator, Sequence[torch.Generator]]
+
+
+def seeded_generators(seed: int,
+                      indices: Sequence[int],
+                      device: Union[str, torch.device] = 'cpu'
+                      ) -> List[torch.Generator]:
+    """One generator per sample, seeded from ``(seed, index)`` through
+    numpy's ``SeedSequence``, so that a sample's mask depends only on the
+    seed and its index, not on the batch it is in.
+
+    (Not ``(seed << 32) + index``: torch's CPU generator keeps only the low
+    32 bits of a seed, which would make ``seed`` ineffective.)
+    """
+    generators = []
+    for index in indices:
+        state = np.random.SeedSequence([seed, int(index)]).generate_state(2)
+        generator = torch.Generator(device=device)
+        generators.append(
+            generator.manual_seed(int(state[0]) << 32 | int(state[1])))
+    return generators
 
 
 def random_masking(x: Tensor,

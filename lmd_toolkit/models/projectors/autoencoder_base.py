@@ -66,12 +66,14 @@ class AutoencoderProjector(BaseProjector):
         self.downsample_factor = 2**(len(cfg['ch_mult']) - 1)
 
     def init_weights(self) -> None:
-        """Apply ``init_cfg``, then load ``checkpoint`` if given; freeze."""
+        """Apply ``init_cfg``, then load ``checkpoint`` if given; freeze
+        unless :meth:`unfreeze` was called (stage-1 training)."""
         super().init_weights()
         if self.checkpoint is not None:
             from .checkpoint import load_projector_weights
             load_projector_weights(self, self.checkpoint)
-        self.freeze()
+        if not self.trainable:
+            self.freeze()
 
     # ------------------------------------------------------ scale factor
     def _init_scale_factor(self, scale_factor: Union[float, str]) -> None:

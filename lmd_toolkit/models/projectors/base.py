@@ -14,7 +14,10 @@ class BaseProjector(BaseModule, metaclass=ABCMeta):
     ``[-1, 1]``. The public :meth:`encode` / :meth:`decode` run without
     gradients, outside autocast, in fp32 and multiply / divide by
     ``scale_factor``, so every projector behaves the same to the algorithm.
-    The module never leaves eval mode and none of its parameters train.
+    The module never leaves eval mode and none of its parameters train,
+    unless :meth:`unfreeze` is called (stage-1 training of the projector
+    itself, ``AutoencoderTrainer``): then ``train()`` works as usual and
+    parameters get gradients (``encode`` / ``decode`` still run without).
 
     Args:
         scale_factor (float): Latents are returned as ``scale_factor * z``.
@@ -34,19 +37,32 @@ class BaseProjector(BaseModule, metaclass=ABCMeta):
         super().__init__(init_cfg=init_cfg)
         self.scale_factor = float(scale_factor)
 
+    #: False (default): frozen; True after :meth:`unfreeze`.
+    trainable: bool = False
+
     def freeze(self) -> 'BaseProjector':
         """Disable gradients and switch to eval mode, for good."""
+        self.trainable = False
         self.requires_grad_(False)
         super().train(False)
         return self
 
+    def unfreeze(self) -> 'BaseProjector':
+        """Make the projector trainable (stage-1): enable gradients and
+        train mode; ``train()`` / ``init_weights()`` then keep it so."""
+        self.trainable = True
+        self.requires_grad_(True)
+        super().train(True)
+        return self
+
     def train(self, mode: bool = True) -> 'BaseProjector':
-        """Stay in eval mode whatever the caller asks (frozen module)."""
-        return super().train(False)
+        """Stay in eval mode whatever the caller asks, unless unfrozen."""
+        return super().train(mode and self.trainable)
 
     def init_weights(self) -> None:
         super().init_weights()
-        self.freeze()
+        if not self.trainable:
+            self.freeze()
 
     @abstractmethod
     def _encode(self, x: Tensor) -> Tensor:

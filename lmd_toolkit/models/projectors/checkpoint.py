@@ -6,6 +6,8 @@ Accepted (auto-detected):
   keys - LPIPS, discriminator, logvar - are dropped and reported);
 * a full Stable Diffusion checkpoint (keys under ``first_stage_model.``; the
   rest of the model is ignored);
+* a stage-1 training checkpoint of ``AutoencoderTrainer`` (mmengine
+  ``iter_N.pth``: keys under ``projector.``; the discriminator is ignored);
 * a bare state dict in LDM names (``.ckpt .pt .pth .bin .safetensors``);
 * a diffusers ``AutoencoderKL`` / ``VQModel`` folder (``config.json`` +
   ``diffusion_pytorch_model.{safetensors,bin}``, or a pipeline folder with a
@@ -34,6 +36,8 @@ StateDict = Dict[str, Tensor]
 
 #: Prefix of the autoencoder inside Stable Diffusion / LDM diffusion ckpts.
 FIRST_STAGE_PREFIX = 'first_stage_model.'
+#: Prefix of the autoencoder inside an ``AutoencoderTrainer`` checkpoint.
+TRAINER_PREFIX = 'projector.'
 #: Keys that only the stage-1 training loss owns.
 LOSS_PREFIX = 'loss.'
 _DIFFUSERS_WEIGHTS = ('diffusion_pytorch_model.safetensors',
@@ -81,6 +85,10 @@ def read_checkpoint(path: str) -> Tuple[dict, Optional[dict]]:
     if path.endswith('.safetensors'):
         from safetensors.torch import load_file
         return load_file(path, device='cpu'), config
+    # mmengine training checkpoints (stage-1 ``iter_N.pth``) also hold the
+    # message hub: allow exactly its data-only classes (still weights_only).
+    from lmd_toolkit.utils.compat import apply_compat_shims
+    apply_compat_shims()
     try:
         obj = torch.load(path, map_location='cpu', weights_only=True)
     except pickle.UnpicklingError as err:
@@ -108,8 +116,8 @@ def unwrap_state_dict(obj: dict) -> StateDict:
 def extract_first_stage(
         state_dict: StateDict,
         prefix: Optional[str] = None) -> Tuple[StateDict, Dict[str, list]]:
-    """Strip ``prefix`` (auto: ``first_stage_model.`` when present), drop
-    ``loss.*`` keys and keys outside the prefix.
+    """Strip ``prefix`` (auto: ``first_stage_model.``, else ``projector.``
+    when present), drop ``loss.*`` keys and keys outside the prefix.
 
     Returns:
         tuple: the autoencoder state dict and ``{'dropped_loss_keys': [...],
@@ -118,6 +126,9 @@ def extract_first_stage(
     if prefix is None and any(
             k.startswith(FIRST_STAGE_PREFIX) for k in state_dict):
         prefix = FIRST_STAGE_PREFIX
+    elif prefix is None and any(
+            k.startswith(TRAINER_PREFIX + 'encoder.') for k in state_dict):
+        prefix = TRAINER_PREFIX
     ignored = []
     if prefix:
         kept = {}
@@ -410,7 +421,8 @@ def load_projector_weights(projector: nn.Module,
         projector (nn.Module): A ``KLVAEProjector`` or ``VQGANProjector``.
         checkpoint (str | dict): File / diffusers folder, or a loaded dict.
         prefix (str, optional): Key prefix of the autoencoder inside a larger
-            checkpoint; ``first_stage_model.`` is detected automatically.
+            checkpoint; ``first_stage_model.`` and ``projector.`` (stage-1
+            ``AutoencoderTrainer`` checkpoints) are detected automatically.
         source (str, optional): Name used in messages when ``checkpoint`` is
             an already loaded dict. Defaults to the path or 'state dict'.
 

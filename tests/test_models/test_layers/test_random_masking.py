@@ -61,3 +61,16 @@ def test_per_sample_generators_make_masks_independent_of_batching():
     assert not torch.equal(mask_all[0], mask_all[1])
     with pytest.raises(ValueError, match='got 2 generators for a batch of 3'):
         random_masking(x, 0.5, gens([0, 1]))
+
+
+def test_seeded_generators_depend_on_seed_and_index_only():
+    from lmd_toolkit.models.layers.masking import seeded_generators
+
+    def draw(seed, indices):
+        return [torch.rand(4, generator=g) for g in seeded_generators(
+            seed, indices)]
+
+    a = draw(7, [0, 1, 2])
+    assert torch.equal(draw(7, [2])[0], a[2])  # batching does not matter
+    assert not torch.equal(draw(8, [0])[0], a[0])  # the seed does
+    assert not torch.equal(a[0], a[1])

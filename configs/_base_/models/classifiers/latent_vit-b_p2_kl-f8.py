@@ -1,0 +1,48 @@
+# Latent ViT-B classifier for ImageNet-1K fine-tuning (paper Table 2): the
+# frozen kl-f8 projector (224 px -> 28 x 28 x 4 latent), the LMD encoder on
+# latent patches 2 (196 tokens), mean-pooled patch tokens + fc_norm, a
+# linear head. Weights: set backbone.init_cfg.checkpoint to an LMD
+# pretraining checkpoint (encoder keys 'backbone.*'), or load a converted
+# one with load_from (tools/model_converters/lmd_to_mmpretrain.py).
+model = dict(
+    type='mmpretrain.ImageClassifier',
+    backbone=dict(
+        type='LatentViTBackbone',
+        projector=dict(
+            type='KLVAEProjector',
+            preset='kl-f8',
+            checkpoint='checkpoints/kl-f8/model.ckpt',
+            sample_posterior=False,
+            scale_factor=1.0),
+        encoder=dict(
+            type='LMDViT', arch='base', in_channels=4, latent_size=28,
+            patch_size=2),
+        global_pool='avg',
+        drop_path_rate=0.1,
+        init_cfg=dict(
+            type='Pretrained',
+            checkpoint='work_dirs/lmd_vit-b_in1k_cs/epoch_400.pth',
+            prefix='backbone.')),
+    head=dict(
+        type='mmpretrain.LinearClsHead',
+        num_classes=1000,
+        in_channels=768,
+        # Label smoothing 0.1; with mixup / cutmix the targets are soft.
+        loss=dict(
+            type='mmpretrain.LabelSmoothLoss', label_smooth_val=0.1,
+            mode='original'),
+        init_cfg=[dict(type='TruncNormal', layer='Linear', std=2e-5)]),
+    # uint8 -> [-1, 1], the projector's range. mmpretrain's LoadImageFromFile
+    # gives BGR: to_rgb=True flips it. Mixup 0.8 / CutMix 1.0, one of the two
+    # per batch (MAE's recipe).
+    data_preprocessor=dict(
+        type='mmpretrain.ClsDataPreprocessor',
+        num_classes=1000,
+        mean=[127.5, 127.5, 127.5],
+        std=[127.5, 127.5, 127.5],
+        to_rgb=True,
+        batch_augments=dict(augments=[
+            dict(type='mmpretrain.Mixup', alpha=0.8),
+            dict(type='mmpretrain.CutMix', alpha=1.0),
+        ])),
+)

@@ -1,0 +1,3 @@
+from .patch_discriminator import NLayerDiscriminator
+
+__all__ = ['NLayerDiscriminator']
