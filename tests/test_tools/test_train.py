@@ -9,7 +9,8 @@ import torch
 from lmd_toolkit.engine.mask_schedulers import CosineMaskRatio
 from lmd_toolkit.utils.compat import apply_compat_shims
 
-from tool_helpers import TINY_CONFIG, run_tool, train_scalars
+from tool_helpers import (TINY_CONFIG, run_dist_script, run_tool, scalars,
+                          train_scalars)
 
 
 @pytest.fixture(scope='module')
@@ -71,13 +72,7 @@ def test_test_tool_writes_metrics(unbroken_run, tmp_path):
     with open(osp.join(out_dir, 'test_results.json')) as f:
         results = json.load(f)
     # The same checkpoint, data and seeded masks as the run's validation.
-    val = [
-        json.loads(line) for line in open(
-            osp.join(unbroken_run, sorted(
-                p for p in __import__('os').listdir(unbroken_run)
-                if osp.isdir(osp.join(unbroken_run, p, 'vis_data')))[-1],
-                'vis_data', 'scalars.json')) if 'PSNR' in line
-    ][-1]
+    val = [r for r in scalars(unbroken_run) if 'PSNR' in r][-1]
     assert results['metrics']['PSNR'] == pytest.approx(val['PSNR'], abs=1e-3)
     assert results['metrics']['SSIM'] == pytest.approx(val['SSIM'], abs=1e-4)
 
@@ -108,25 +103,9 @@ def test_missing_config_is_a_clear_error(tmp_path):
 
 def test_dist_train_two_cpu_processes(tmp_path):
     import os
-    import socket
-    import subprocess
-    import sys
-
-    from tool_helpers import ROOT
-    with socket.socket() as s:
-        s.bind(('127.0.0.1', 0))
-        port = s.getsockname()[1]
     work_dir = str(tmp_path / 'dist')
-    env = dict(
-        os.environ,
-        PYTHON=sys.executable,
-        PORT=str(port),
-        OMP_NUM_THREADS='1',
-        CUDA_VISIBLE_DEVICES='')
-    proc = subprocess.run(
-        ['bash', 'tools/dist_train.sh', TINY_CONFIG, '2', '--work-dir',
-         work_dir],
-        cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)
+    proc = run_dist_script(
+        ['tools/dist_train.sh', TINY_CONFIG, '2', '--work-dir', work_dir])
     out = proc.stdout + proc.stderr
     # torchrun exits 0 only when every worker does; DDP's all-reduce needs
     # both ranks at every step.
@@ -140,24 +119,11 @@ def test_dist_train_two_cpu_processes(tmp_path):
 
 
 def test_dist_test_matches_single_process(unbroken_run, tmp_path):
-    import os
-    import socket
-    import subprocess
-    import sys
-
-    from tool_helpers import ROOT
     ckpt = osp.join(unbroken_run, 'iter_8.pth')
     single, dist = str(tmp_path / 'single'), str(tmp_path / 'dist')
     run_tool(['tools/test.py', TINY_CONFIG, ckpt, '--work-dir', single])
-    with socket.socket() as s:
-        s.bind(('127.0.0.1', 0))
-        port = s.getsockname()[1]
-    env = dict(os.environ, PYTHON=sys.executable, PORT=str(port),
-               OMP_NUM_THREADS='1', CUDA_VISIBLE_DEVICES='')
-    proc = subprocess.run(
-        ['bash', 'tools/dist_test.sh', TINY_CONFIG, ckpt, '2', '--work-dir',
-         dist], cwd=ROOT, env=env, capture_output=True, text=True,
-        timeout=600)
+    proc = run_dist_script(
+        ['tools/dist_test.sh', TINY_CONFIG, ckpt, '2', '--work-dir', dist])
     assert proc.returncode == 0, (proc.stdout + proc.stderr)[-5000:]
     results = [
         json.load(open(osp.join(d, 'test_results.json')))['metrics']

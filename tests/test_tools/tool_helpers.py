@@ -1,6 +1,7 @@
 import json
 import os
 import os.path as osp
+import socket
 import subprocess
 import sys
 
@@ -27,11 +28,27 @@ def run_tool(args, env=None, timeout=600):
     return proc
 
 
-def train_scalars(work_dir):
-    """Training records of the last run in ``work_dir``'s scalars.json."""
+def scalars(work_dir):
+    """All records of the last run in ``work_dir``'s scalars.json."""
     runs = sorted(d for d in os.listdir(work_dir)
                   if osp.isdir(osp.join(work_dir, d, 'vis_data')))
     path = osp.join(work_dir, runs[-1], 'vis_data', 'scalars.json')
     with open(path) as f:
-        records = [json.loads(line) for line in f]
-    return [r for r in records if 'loss' in r]
+        return [json.loads(line) for line in f]
+
+
+def train_scalars(work_dir):
+    """Training records of the last run in ``work_dir``'s scalars.json."""
+    return [r for r in scalars(work_dir) if 'loss' in r]
+
+
+def run_dist_script(args, timeout=600):
+    """Run ``bash tools/dist_*.sh ARGS`` on CPU with a free port; return the
+    completed process (the caller checks its exit code and output)."""
+    with socket.socket() as s:
+        s.bind(('127.0.0.1', 0))
+        port = s.getsockname()[1]
+    env = dict(os.environ, PYTHON=sys.executable, PORT=str(port),
+               OMP_NUM_THREADS='1', CUDA_VISIBLE_DEVICES='')
+    return subprocess.run(['bash', *args], cwd=ROOT, env=env,
+                          capture_output=True, text=True, timeout=timeout)
