@@ -25,3 +25,8 @@ default_hooks = dict(
         scheduler=dict(type='CosineMaskRatio', min_ratio=0.15,
                        max_ratio=0.75)),
     checkpoint=dict(interval=5000, max_keep_ckpts=3))
+
+# 5 x 5 unconditional samples (progressive sampler, 8 steps) every 20k
+# iterations, as the paper's Fig. 6: <work_dir>/samples/iter_N.png and
+# progress.png (one row per saved iteration).
+custom_hooks = [dict(type='SampleGridHook', interval=20000, rows=5, cols=5)]

@@ -63,3 +63,8 @@ log_processor = dict(by_epoch=False)
 default_hooks = dict(
     logger=dict(interval=100),
     checkpoint=dict(interval=5000, max_keep_ckpts=3))
+
+# Two optimizers step inside AutoencoderTrainer.train_step: this wrapper
+# keeps that train_step under torch.distributed (dist_train.sh) and the
+# trainer averages the gradients over the processes before each step.
+model_wrapper_cfg = dict(type='lmd_toolkit.AutoencoderDataParallel')

@@ -24,7 +24,7 @@ from PIL import Image
 from torch import Tensor
 
 from lmd_toolkit.datasets.image_io import read_rgb_image
-from lmd_toolkit.models.layers import patchify, unpatchify
+from lmd_toolkit.models.layers import patchify
 from lmd_toolkit.models.layers.masking import seeded_generators
 from lmd_toolkit.registry import MODELS
 
@@ -274,6 +274,8 @@ def forward_with_mask(model: torch.nn.Module, z: Tensor,
         Tensor: Predictions ``(B, L, p * p * d)`` (the head's units).
     """
     backbone = model.backbone
+    if model.neck is None:  # a backbone that predicts itself (LMDUNet)
+        return backbone.forward_with_mask(z, mask)
     B, L = mask.shape
     keep = (mask == 0).sum(1)
     if not bool((keep == keep[0]).all()):

@@ -1,10 +1,11 @@
 from .hooks import *  # noqa: F401,F403
 from .mask_schedulers import (BaseMaskRatio, CosineMaskRatio, FixedMaskRatio,
                               PiecewiseMaskRatio, UniformMaskRatio)
-from .model_wrappers import LMDDistributedDataParallel
+from .model_wrappers import AutoencoderDataParallel, LMDDistributedDataParallel
 from .optim_wrappers import AutocastOptimWrapper
 
 __all__ = [
     'BaseMaskRatio', 'CosineMaskRatio', 'FixedMaskRatio',
-    'PiecewiseMaskRatio', 'UniformMaskRatio', 'LMDDistributedDataParallel', 'AutocastOptimWrapper'
+    'PiecewiseMaskRatio', 'UniformMaskRatio', 'LMDDistributedDataParallel',
+    'AutoencoderDataParallel', 'AutocastOptimWrapper'
 ]

@@ -1,5 +1,5 @@
 """Model wrappers."""
-from typing import Optional, Sequence
+from typing import Any, Dict, List, Optional, Sequence, Union
 
 import torch
 from mmengine.model import MMDistributedDataParallel
@@ -44,3 +44,59 @@ def _on_cuda(module: nn.Module) -> bool:
     param = next(module.parameters(), None)
     return param is not None and param.device.type == 'cuda' and \
         torch.cuda.is_available()
+
+
+@MODEL_WRAPPERS.register_module()
+class AutoencoderDataParallel(nn.Module):
+    """Data parallelism for models that step several optimizers in their
+    own ``train_step`` (``AutoencoderTrainer``: autoencoder, then
+    discriminator).
+
+    mmengine's ``MMDistributedDataParallel.train_step`` computes one loss
+    through the wrapper's forward and so bypasses such a ``train_step``;
+    ``MMSeparateDistributedDataParallel`` wraps every child in its own DDP,
+    which hides the child's methods (``projector.encode_posterior``) behind
+    the DDP module. This wrapper keeps the model as it is: it broadcasts
+    rank 0's parameters and buffers once, so that every process starts from
+    the same weights, and calls ``module.train_step``, whose optimizer steps
+    average the gradients over the processes before stepping (the
+    ``AutoencoderTrainer`` does so). Buffers (the discriminator's BatchNorm
+    statistics) are not synchronised after the start: only rank 0's are
+    saved. Set ``model_wrapper_cfg = dict(type=
+    'lmd_toolkit.AutoencoderDataParallel')`` in the config.
+
+    Args:
+        module (nn.Module): The model, with ``train_step``, ``val_step`` and
+            ``test_step``.
+        broadcast_buffers (bool): Accepted for config compatibility with
+            DDP wrappers; buffers are broadcast once either way.
+            Defaults to False.
+        find_unused_parameters (bool): Accepted for config compatibility;
+            unused. Defaults to False.
+    """
+
+    def __init__(self,
+                 module: nn.Module,
+                 broadcast_buffers: bool = False,
+                 find_unused_parameters: bool = False) -> None:
+        super().__init__()
+        from mmengine.dist import broadcast
+        self.module = module
+        for tensor in list(module.parameters()) + list(module.buffers()):
+            broadcast(tensor.data, src=0)
+
+    def train_step(self, data: Union[dict, tuple, list],
+                   optim_wrapper: Any) -> Dict[str, torch.Tensor]:
+        """``module.train_step`` (which synchronises the gradients)."""
+        return self.module.train_step(data, optim_wrapper)
+
+    def val_step(self, data: Union[dict, tuple, list]) -> List[dict]:
+        """``module.val_step``; each process predicts its own shard."""
+        return self.module.val_step(data)
+
+    def test_step(self, data: Union[dict, tuple, list]) -> List[dict]:
+        """``module.test_step``."""
+        return self.module.test_step(data)
+
+    def forward(self, *args: Any, **kwargs: Any) -> Any:
+        return self.module(*args, **kwargs)

@@ -70,8 +70,53 @@ def reconstruction_grid(model,
     return make_grid(rows, scale=scale)
 
 
+class PeriodicGridHook(Hook):
+    """Base of the grid hooks: every ``interval`` training iterations and
+    after training, rank 0 builds :meth:`make_image` with the model in eval
+    mode and writes it to ``<work_dir>/<out_dir>/iter_<n>.png`` and to the
+    runner's visualizer (tag ``self.tag``). Subclasses set ``interval``,
+    ``out_dir`` and ``tag``."""
+
+    priority = 'LOW'
+    tag = 'grid'
+    interval: int
+    out_dir: str
+
+    def make_image(self, runner, model: torch.nn.Module) -> np.ndarray:
+        """The uint8 RGB grid ``(H, W, 3)`` of this call."""
+        raise NotImplementedError
+
+    def _save(self, runner, step: int) -> None:
+        model = runner.model
+        if is_model_wrapper(model):
+            model = model.module
+        was_training = model.training
+        model.eval()
+        try:
+            grid = self.make_image(runner, model)
+        finally:
+            model.train(was_training)
+        out_dir = osp.join(runner.work_dir, self.out_dir)
+        os.makedirs(out_dir, exist_ok=True)
+        Image.fromarray(grid).save(osp.join(out_dir, f'iter_{step}.png'))
+        runner.visualizer.add_image(self.tag, grid, step=step)
+
+    def after_train_iter(self,
+                         runner,
+                         batch_idx: int,
+                         data_batch: DATA_BATCH = None,
+                         outputs: Optional[dict] = None) -> None:
+        if self.every_n_train_iters(runner, self.interval) and \
+                runner.rank == 0:
+            self._save(runner, runner.iter + 1)  # iterations done
+
+    def after_train(self, runner) -> None:
+        if runner.rank == 0 and runner.iter % self.interval != 0:
+            self._save(runner, runner.iter)
+
+
 @HOOKS.register_module()
-class ReconstructionVisualizationHook(Hook):
+class ReconstructionVisualizationHook(PeriodicGridHook):
     """Every ``interval`` training iterations (and after training), save a
     grid of (input, masked input, reconstruction) at several mask ratios for
     a fixed batch of validation images.
@@ -94,7 +139,7 @@ class ReconstructionVisualizationHook(Hook):
             grid. Defaults to 2.
     """
 
-    priority = 'LOW'
+    tag = 'reconstruction'
 
     def __init__(self,
                  interval: int = 500,
@@ -131,30 +176,7 @@ class ReconstructionVisualizationHook(Hook):
                 inputs=torch.stack([item['inputs'] for item in items]))
         return self._batch
 
-    def _save(self, runner, step: int) -> None:
-        model = runner.model
-        if is_model_wrapper(model):
-            model = model.module
-        was_training = model.training
-        model.eval()
+    def make_image(self, runner, model: torch.nn.Module) -> np.ndarray:
         data = model.data_preprocessor(self._fixed_batch(runner), False)
-        grid = reconstruction_grid(model, data['inputs'], self.mask_ratios,
+        return reconstruction_grid(model, data['inputs'], self.mask_ratios,
                                    self.seed, self.scale)
-        model.train(was_training)
-        out_dir = osp.join(runner.work_dir, self.out_dir)
-        os.makedirs(out_dir, exist_ok=True)
-        Image.fromarray(grid).save(osp.join(out_dir, f'iter_{step}.png'))
-        runner.visualizer.add_image('reconstruction', grid, step=step)
-
-    def after_train_iter(self,
-                         runner,
-                         batch_idx: int,
-                         data_batch: DATA_BATCH = None,
-                         outputs: Optional[dict] = None) -> None:
-        if self.every_n_train_iters(runner, self.interval) and \
-                runner.rank == 0:
-            self._save(runner, runner.iter + 1)  # iterations done
-
-    def after_train(self, runner) -> None:
-        if runner.rank == 0 and runner.iter % self.interval != 0:
-            self._save(runner, runner.iter)

@@ -3,6 +3,7 @@ import copy
 from typing import Dict, List, Optional, Tuple, Union
 
 import torch
+from mmengine.dist import all_reduce_params
 from mmengine.model import BaseModel, is_model_wrapper
 from mmengine.optim import (DefaultOptimWrapperConstructor, OptimWrapper,
                             OptimWrapperDict)
@@ -243,7 +244,7 @@ class AutoencoderTrainer(BaseModel):
                     rec['rec'], g_loss, self.last_layer,
                     self.adaptive_weight_max)
                 loss = loss + self.disc_factor * gamma * g_loss
-        g_wrapper.update_params(loss)
+        _update_params(g_wrapper, loss, self.projector)
         self.discriminator.requires_grad_(True)
 
         log_vars = dict(loss=loss.detach(), loss_g=g_loss.detach(),
@@ -260,7 +261,7 @@ class AutoencoderTrainer(BaseModel):
                 logits_fake = self.discriminator(x_hat.detach())
                 d_loss = self.disc_factor * hinge_d_loss(
                     logits_real, logits_fake)
-            d_wrapper.update_params(d_loss)
+            _update_params(d_wrapper, d_loss, self.discriminator)
             real_mean = logits_real.detach().mean()
             fake_mean = logits_fake.detach().mean()
         log_vars.update(loss_d=d_loss.detach(), logits_real=real_mean,
@@ -311,6 +312,21 @@ class AutoencoderTrainer(BaseModel):
         raise ValueError(f'AutoencoderTrainer: mode must be "tensor" or '
                          f'"predict" (losses live in train_step), got '
                          f'{mode!r}.')
+
+
+def _update_params(wrapper: OptimWrapper, loss: Tensor,
+                   module: nn.Module) -> None:
+    """``wrapper.update_params(loss)`` with the gradients of ``module``
+    averaged over all processes between backward and step (a no-op in one
+    process). With two optimizers a DDP forward hook cannot know which
+    parameters a backward pass is for, so ``AutoencoderDataParallel`` leaves
+    the synchronisation to this step."""
+    wrapper.backward(wrapper.scale_loss(loss))
+    if wrapper.should_update():
+        grads = [p.grad for p in module.parameters() if p.grad is not None]
+        all_reduce_params(grads, op='mean')
+        wrapper.step()
+        wrapper.zero_grad()
 
 
 def _current_iter() -> int:

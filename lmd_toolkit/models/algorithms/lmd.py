@@ -22,6 +22,10 @@ class LatentMaskingDiffusion(BaseModel):
         pred = neck(x, ids)                                     # (B, L, p*p*d)
         loss = head.loss(pred, z, mask)                         # masked MSE
 
+    A backbone that predicts the full latent itself (``LMDUNet``, the
+    "w/o MAE" ablation) is used with ``neck=None``: its first output is
+    ``pred``.
+
     Batches from a ``LatentCacheDataset`` (data samples with
     ``input_type='latent'``) are latents already: ``projector.encode`` is
     skipped, after checking that the cache was made by this projector (type,
@@ -32,7 +36,9 @@ class LatentMaskingDiffusion(BaseModel):
         projector (dict): Config of the frozen projector (a
             ``BaseProjector``); built, then frozen and kept in eval mode.
         backbone (dict): Config of the encoder, e.g. ``LMDViT``.
-        neck (dict): Config of the decoder, e.g. ``LMDDecoder``.
+        neck (dict, optional): Config of the decoder, e.g. ``LMDDecoder``;
+            None when the backbone predicts the latent patches itself
+            (``LMDUNet``).
         head (dict): Config of the loss head, e.g.
             ``LatentReconstructionHead``.
         mask_ratio (float): Current training mask ratio; a
@@ -52,7 +58,7 @@ class LatentMaskingDiffusion(BaseModel):
     def __init__(self,
                  projector: dict,
                  backbone: dict,
-                 neck: dict,
+                 neck: Optional[dict],
                  head: dict,
                  mask_ratio: float = 0.75,
                  eval_mask_ratio: float = 0.5,
@@ -67,7 +73,7 @@ class LatentMaskingDiffusion(BaseModel):
                          init_cfg=init_cfg)
         self.projector = MODELS.build(projector).freeze()
         self.backbone = MODELS.build(backbone)
-        self.neck = MODELS.build(neck)
+        self.neck = None if neck is None else MODELS.build(neck)
         self.head = MODELS.build(head)
         self.mask_ratio = mask_ratio
         self.eval_mask_ratio = eval_mask_ratio
@@ -162,9 +168,21 @@ class LatentMaskingDiffusion(BaseModel):
             dict: ``loss``, a scalar tensor.
         """
         z = self._encode(inputs, data_samples)
-        x, mask, ids_restore = self.backbone.forward_masked(z, self.mask_ratio)
-        pred = self.neck(x, ids_restore)
+        pred, mask = self._predict(z, self.mask_ratio)
         return dict(loss=self.head.loss(pred, z, mask))
+
+    def _predict(self,
+                 z: Tensor,
+                 mask_ratio: float,
+                 generator: Optional[Generators] = None
+                 ) -> Tuple[Tensor, Tensor]:
+        """Mask, encode, decode: latent ``(B, d, h, w)`` -> ``pred (B, L,
+        p*p*d)`` and ``mask (B, L)`` (1 = removed)."""
+        x, mask, ids_restore = self.backbone.forward_masked(
+            z, mask_ratio, generator)
+        if self.neck is None:  # the backbone predicted the patches
+            return x, mask
+        return self.neck(x, ids_restore), mask
 
     @torch.no_grad()
     def reconstruct(
@@ -191,9 +209,7 @@ class LatentMaskingDiffusion(BaseModel):
             the projector decoding of ``pred_latent`` (about [-1, 1]).
         """
         z = self._encode(inputs, data_samples)
-        x, mask, ids_restore = self.backbone.forward_masked(
-            z, mask_ratio, generator)
-        pred = self.neck(x, ids_restore)
+        pred, mask = self._predict(z, mask_ratio, generator)
         pred_latent = self.head.paste_prediction(pred, z, mask)
         return dict(latent=z,
                     pred_latent=pred_latent,
@@ -274,9 +290,7 @@ class LatentMaskingDiffusion(BaseModel):
             return self.loss(inputs, data_samples)
         if mode == 'tensor':
             z = self._encode(inputs, data_samples)
-            x, mask, ids_restore = self.backbone.forward_masked(
-                z, self.mask_ratio)
-            return self.neck(x, ids_restore), mask
+            return self._predict(z, self.mask_ratio)
         if mode == 'predict':
             return self.predict(inputs, data_samples)
         raise ValueError(f'LatentMaskingDiffusion: mode must be "loss", '

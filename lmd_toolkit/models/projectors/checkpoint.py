@@ -78,7 +78,12 @@ def read_checkpoint(path: str) -> Tuple[dict, Optional[dict]]:
         content when ``path`` is a diffusers folder (else None).
     """
     if not osp.exists(path):
-        raise FileNotFoundError(f'Projector checkpoint not found: {path}')
+        raise FileNotFoundError(
+            f'Projector checkpoint not found: {path}. Set the config key '
+            'model.projector.checkpoint to an existing file (an official '
+            'model.ckpt, a diffusers folder, or a stage-1 iter_N.pth of '
+            'tools/train.py configs/projectors/...; tools/demo.py trains '
+            'the tiny one).')
     config = None
     if osp.isdir(path):
         path, config = _resolve_diffusers_folder(path)

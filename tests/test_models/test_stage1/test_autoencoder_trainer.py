@@ -91,11 +91,10 @@ def test_train_step_updates_both_and_generator_loss_leaves_disc_alone():
     disc0 = [p.detach().clone() for p in model.discriminator.parameters()]
     seen = {}
 
-    g_update, d_update = ow['generator'].update_params, ow[
-        'discriminator'].update_params
+    g_step, d_backward = ow['generator'].step, ow['discriminator'].backward
 
-    def spy_g(loss, **kw):
-        g_update(loss, **kw)
+    def spy_g(**kw):
+        g_step(**kw)
         seen['disc_after_g'] = [
             p.detach().clone() for p in model.discriminator.parameters()
         ]
@@ -104,10 +103,10 @@ def test_train_step_updates_both_and_generator_loss_leaves_disc_alone():
         seen['disc_grads_before_d'] = [
             p.grad for p in model.discriminator.parameters()
         ]
-        d_update(loss, **kw)
+        d_backward(loss, **kw)
 
-    ow['generator'].update_params = spy_g
-    ow['discriminator'].update_params = spy_d
+    ow['generator'].step = spy_g
+    ow['discriminator'].backward = spy_d
     log = model.train_step(batch(), ow)
     # the generator step did not touch (nor leave gradients on) D
     assert all(torch.equal(a, b) for a, b in zip(disc0,

@@ -1,0 +1,123 @@
+"""Multi-run jobs in one process: stage 1 then stage 2 (``tools/demo.py``),
+and several configs on one budget (``tools/reproduce.py``).
+
+Every run is a plain mmengine ``Runner`` built from a config file, exactly as
+``tools/train.py`` builds it; these helpers only pick work dirs, shorten the
+schedule to a budget and find the checkpoint a run wrote.
+"""
+import os.path as osp
+from typing import Optional
+
+from mmengine.config import Config
+from mmengine.logging import print_log
+
+from lmd_toolkit.utils.launch import load_config
+
+
+def set_budget(cfg: Config, max_iters: int) -> Config:
+    """Shorten (or lengthen) an iteration-based config to ``max_iters``.
+
+    Sets ``train_cfg.max_iters``; validation, checkpoint and reconstruction
+    grids happen once, at the end; the logger writes about 10 lines; the
+    learning-rate schedule becomes a linear warm-up over the first 5 % of
+    the iterations (at least 1) and a cosine decay to 1e-5 (the shape of
+    every pretraining config here). Mask-ratio schedules need nothing: they
+    are functions of (iteration, max_iters).
+
+    Args:
+        cfg (Config): A config with an ``IterBasedTrainLoop``.
+        max_iters (int): The budget, ``>= 2``.
+
+    Returns:
+        Config: ``cfg``, changed in place.
+    """
+    loop = cfg.train_cfg.get('type', 'IterBasedTrainLoop')
+    if loop != 'IterBasedTrainLoop':
+        raise ValueError(f'set_budget: train_cfg.type is {loop!r}; only '
+                         'IterBasedTrainLoop configs can be given a budget in '
+                         'iterations.')
+    if max_iters < 2:
+        raise ValueError(f'set_budget: max_iters must be >= 2, got '
+                         f'{max_iters}.')
+    cfg.train_cfg.max_iters = max_iters
+    cfg.train_cfg.val_interval = max_iters
+    warmup = max(1, max_iters // 20)
+    cfg.param_scheduler = [
+        dict(type='LinearLR', start_factor=0.01, by_epoch=False, begin=0,
+             end=warmup),
+        dict(type='CosineAnnealingLR', T_max=max_iters - warmup,
+             eta_min=1e-5, by_epoch=False, begin=warmup, end=max_iters),
+    ]
+    hooks = cfg.default_hooks
+    if hooks.get('checkpoint'):
+        hooks.checkpoint.interval = max_iters
+    if hooks.get('logger'):
+        hooks.logger.interval = max(1, min(hooks.logger.get('interval', 50),
+                                           max_iters // 10))
+    if hooks.get('visualization'):
+        hooks.visualization.interval = max_iters
+    return cfg
+
+
+def train_in_process(cfg: Config) -> str:
+    """Train ``cfg`` with mmengine's Runner in this process.
+
+    Args:
+        cfg (Config): A loaded config with ``work_dir`` set (see
+            ``lmd_toolkit.utils.launch.load_config``).
+
+    Returns:
+        str: Path of the last checkpoint the run saved.
+    """
+    from mmengine.runner import Runner
+    runner = Runner.from_cfg(cfg)
+    runner.train()
+    return last_checkpoint(runner.work_dir)
+
+
+def last_checkpoint(work_dir: str) -> str:
+    """The checkpoint named in mmengine's ``<work_dir>/last_checkpoint``."""
+    marker = osp.join(work_dir, 'last_checkpoint')
+    if not osp.isfile(marker):
+        raise FileNotFoundError(
+            f'{marker} not found: the run in {work_dir} saved no checkpoint '
+            '(is default_hooks.checkpoint set?).')
+    with open(marker) as f:
+        path = f.read().strip()
+    if not osp.isfile(path):
+        raise FileNotFoundError(f'{marker} names {path}, which does not '
+                                'exist.')
+    return path
+
+
+def ensure_stage1(config: str,
+                  work_dir: str,
+                  max_iters: Optional[int] = None,
+                  retrain: bool = False) -> str:
+    """Train a projector (stage 1) unless its checkpoint exists already.
+
+    The checkpoint is ``<work_dir>/iter_<max_iters>.pth`` (``max_iters``
+    defaults to the config's). It is reused as it is when present and
+    ``retrain`` is False, so a second demo run skips stage 1.
+
+    Args:
+        config (str): A stage-1 config (``configs/projectors/*.py``).
+        work_dir (str): Its work dir.
+        max_iters (int, optional): Budget; None keeps the config's.
+        retrain (bool): Train even if the checkpoint exists (the old one is
+            replaced only when the new run saves). Defaults to False.
+
+    Returns:
+        str: Path of the stage-1 checkpoint.
+    """
+    cfg = load_config(config, work_dir=work_dir)
+    if max_iters is not None:
+        set_budget(cfg, max_iters)
+    ckpt = osp.join(work_dir, f'iter_{cfg.train_cfg.max_iters}.pth')
+    if osp.isfile(ckpt) and not retrain:
+        print_log(f'Stage 1: reusing {ckpt} (pass --retrain-stage1 to train '
+                  'it again).', logger='current')
+        return ckpt
+    print_log(f'Stage 1: training {config} for {cfg.train_cfg.max_iters} '
+              f'iterations in {work_dir}.', logger='current')
+    return train_in_process(cfg)
