@@ -188,10 +188,11 @@ def _last_val_psnr(work_dir: str) -> Optional[float]:
     return psnr
 
 
-def _mean(rows: List[Dict[str, Optional[float]]], key: str
-          ) -> Optional[float]:
-    values = [r[key] for r in rows if r.get(key) is not None]
-    return sum(values) / len(values) if len(values) == len(rows) else None
+def _mean(values: List[Optional[float]]) -> Optional[float]:
+    """Mean of ``values``; None if any is undefined."""
+    if not values or any(v is None for v in values):
+        return None
+    return sum(values) / len(values)
 
 
 def _delta(value: Optional[float], ref: Optional[float]) -> Optional[float]:
@@ -222,7 +223,7 @@ def build_tables(results: Dict[str, dict], labels: Dict[str, str]
     # Table 1: the three schedules, their mean, and MAE.
     t1 = [['method', 'mask ratio', *METRICS, 'ΔMLT vs MAE (%)']]
     lmd_rows = [ok[k] for k in TABLE1 if k in ok]
-    mean1 = ({k: _mean(lmd_rows, k) for k in METRICS}
+    mean1 = ({k: _mean([r.get(k) for r in lmd_rows]) for k in METRICS}
              if len(lmd_rows) == len(TABLE1) else None)
     mae_mlt = ok.get('mae', {}).get('MLT')
     for key, row in [*[(k, results.get(k)) for k in TABLE1],
@@ -237,7 +238,7 @@ def build_tables(results: Dict[str, dict], labels: Dict[str, str]
     def overall(r: Optional[dict]) -> Optional[float]:
         if not r or 'error' in r:
             return None
-        return _mean([{'v': r.get(k)} for k in ('MIT', 'MLT', 'MLI')], 'v')
+        return _mean([r.get(k) for k in ('MIT', 'MLT', 'MLI')])
 
     ref = overall(ok.get('cs'))
     t5 = [['#', 'setting', 'overall mean', 'Δ', *METRICS]]
