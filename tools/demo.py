@@ -77,8 +77,9 @@ def main() -> None:
         '\nDemo done.\n'
         f'  stage 1 projector: {projector_ckpt}\n'
         f'    held-out PSNR {_fmt(stage1, "projector")} dB vs bicubic 8x '
-        f'{_fmt(stage1, "bicubic")} dB; grid {projector_ckpt}.'
-        'projector_eval.png\n'
+        f'{_fmt(stage1, "bicubic")} dB (the projector is better on '
+        f'{stage1.get("projector_wins", "?")} of {stage1.get("num_images")} '
+        f'crops); grid {projector_ckpt}.projector_eval.png\n'
         f'  stage 2 LMD: {lmd_ckpt}\n'
         f'    reconstruction grids (decoded by the projector): '
         f'{osp.join(stage2_dir, "reconstructions")}/iter_*.png',

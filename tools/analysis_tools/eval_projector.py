@@ -10,7 +10,9 @@ LMD configs use, so this also checks that stage 2 can read the file). The
 projector reconstructs ``decode(encode(x))``; the baseline shrinks each crop
 by the projector's factor ``f`` (bicubic, antialiased) and enlarges it back
 (bicubic): both keep about ``H*W/f^2`` numbers per channel. Prints a
-Markdown table; writes ``<CHECKPOINT>.projector_eval.json`` and a PNG grid
+Markdown table (mean and median of the per-crop PSNR, SSIM) and on how
+many crops the projector beats the baseline; writes
+``<CHECKPOINT>.projector_eval.json`` (with every crop's PSNR) and a PNG grid
 (rows: ground truth, bicubic, projector) beside the checkpoint.
 """
 import argparse
@@ -106,24 +108,33 @@ def main() -> None:
             n = args.num_images
             shown = [to_255(x[:n])] + [to_255(p[:n]) for p in
                                        reversed(list(preds.values()))]
+    # Per-crop PSNRs (the PSNR metric keeps one value per image).
+    per_crop = {name: list(ms[0].results) for name, ms in metrics.items()}
     results = {
-        name: {
-            k: v
-            for m in ms for k, v in m.compute_metrics(m.results).items()
-        }
+        name: dict(
+            {k: v
+             for m in ms for k, v in m.compute_metrics(m.results).items()},
+            median_PSNR=float(np.median(per_crop[name])))
         for name, ms in metrics.items()
     }
+    baseline = f'bicubic x{factor}'
+    wins = sum(p > b for p, b in zip(per_crop['projector'],
+                                     per_crop[baseline]))
     print(f'{len(dataset)} {args.split} crops of '
           f'{tuple(x.shape[-2:])} px, projector f={factor}')
-    print('| reconstruction | PSNR (dB) | SSIM |')
-    print('|---|---|---|')
+    print('| reconstruction | PSNR (dB) | median PSNR (dB) | SSIM |')
+    print('|---|---|---|---|')
     for name, r in results.items():
-        print(f"| {name} | {r['PSNR']:.2f} | {r['SSIM']:.4f} |")
+        print(f"| {name} | {r['PSNR']:.2f} | {r['median_PSNR']:.2f} | "
+              f"{r['SSIM']:.4f} |")
+    print(f'The projector beats {baseline} on {wins} of {len(dataset)} '
+          'crops (per-crop PSNR).')
     stem = args.checkpoint + '.projector_eval'
     with open(stem + '.json', 'w') as f:
         json.dump(dict(config=args.config, checkpoint=args.checkpoint,
                        split=args.split, num_images=len(dataset),
-                       results=results), f, indent=2)
+                       results=results, projector_wins=wins,
+                       per_crop_PSNR=per_crop), f, indent=2)
     save_grid(shown, stem + '.png')
     print(f'Wrote {stem}.json and {stem}.png (rows: ground truth, '
           'bicubic, projector)')
