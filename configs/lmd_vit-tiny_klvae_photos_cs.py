@@ -15,7 +15,7 @@ model = dict(
         _delete_=True,
         type='KLVAEProjector',
         preset='tiny-f8',
-        checkpoint='work_dirs/demo/stage1/iter_1000.pth',
+        checkpoint='work_dirs/demo/stage1/iter_3000.pth',
         scale_factor='auto'),
     backbone=dict(in_channels=4, latent_size=8, patch_size=1),
     neck=dict(num_patches=64, patch_size=1, in_channels=4),

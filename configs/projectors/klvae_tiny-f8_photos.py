@@ -1,12 +1,12 @@
 # Stage-1 CPU demo (stage 1 of tools/demo.py): train a tiny KL-VAE projector
-# (preset tiny-f8, 3.0 M parameters, 64 px -> 8x8x4 latent) on 64 px crops
-# of the embedded photos (docs/en/stage1.md). About 7 minutes on 2 cores.
+# (preset tiny-f8, 0.76 M parameters, 64 px -> 8x8x4 latent) on 64 px crops
+# of the embedded photos (docs/en/stage1.md). About 7.5 minutes on 2 cores.
 _base_ = [
     '../_base_/datasets/embedded_photos.py',
     '../_base_/default_runtime.py',
 ]
 
-# Data: 64 px crops (the base's crop_size), batch 8 (about 0.4 s per
+# Data: 64 px crops (the base's crop_size), batch 8 (about 0.15 s per
 # iteration on 2 free cores). 64 held-out crops of the 2 validation photos.
 train_dataloader = dict(batch_size=8, dataset=dict(crop_size=64))
 val_dataloader = dict(batch_size=16, dataset=dict(crop_size=64, num_crops=64))
@@ -15,18 +15,29 @@ test_dataloader = val_dataloader
 # Model: LDM KL-VAE losses with the L2 pixel loss of the paper's eq. 4 (it
 # optimises PSNR; LDM uses L1). perceptual_weight=0: no LPIPS backbone weights
 # exist offline (with weights in $TORCH_HOME/hub/checkpoints set it to 1.0).
-# disc_start=2000 lies beyond this demo's 1000 iterations: the GAN stays off
+# disc_start=5000 lies beyond this demo's 3000 iterations: the GAN stays off
 # (a PatchGAN this early only lowers PSNR); raise max_iters to see it start.
+# Init: unit-gain Kaiming-normal convolutions instead of PyTorch's default
+# (which shrinks the signal ~3x in variance per layer through the linear
+# down/up-sampling path): +2 dB held-out PSNR at 1500 iterations.
 model = dict(
     type='AutoencoderTrainer',
-    projector=dict(type='KLVAEProjector', preset='tiny-f8'),
+    projector=dict(
+        type='KLVAEProjector',
+        preset='tiny-f8',
+        init_cfg=dict(
+            type='Kaiming',
+            layer='Conv2d',
+            mode='fan_in',
+            nonlinearity='linear',
+            distribution='normal')),
     discriminator=dict(type='NLayerDiscriminator', ndf=32, n_layers=3),
     rec_loss='l2',
     rec_reduction='mean',
     perceptual_weight=0.0,
     kl_weight=1e-6,
     disc_weight=0.5,
-    disc_start=2000)
+    disc_start=5000)
 
 # Optimizers: one Adam per network, betas (0.5, 0.9) as in taming / LDM;
 # lr 1e-3 (LDM's 4.5e-6 x batch is for 10^5+ iterations).
@@ -40,9 +51,9 @@ optim_wrapper = dict(
         type='OptimWrapper',
         optimizer=dict(type='Adam', lr=1e-3, betas=(0.5, 0.9))))
 
-# Schedule: 1000 iterations (the CPU budget; see docs/en/stage1.md for what
+# Schedule: 3000 iterations (the CPU budget; see docs/en/stage1.md for what
 # a longer run gives), 50 warm-up, cosine decay (both optimizers).
-max_iters = 1000
+max_iters = 3000
 train_cfg = dict(type='IterBasedTrainLoop', max_iters=max_iters,
                  val_interval=max_iters)
 val_cfg = dict(type='ValLoop')

@@ -264,3 +264,37 @@ def test_stage1_checkpoint_loads_into_lmd_config(tmp_path):
     assert not any(p.requires_grad for p in model.projector.parameters())
     model.train()
     assert not model.projector.training
+
+
+def test_stage1_demo_config_inits_convs_with_unit_gain():
+    """The demo's init_cfg replaces PyTorch's default conv init (gain
+    1/sqrt(3): std * sqrt(fan_in) = 0.577) by unit-gain Kaiming-normal
+    (1.0) with zero biases, on every convolution of the projector."""
+    cfg = Config.fromfile(
+        osp.join(ROOT, 'configs/projectors/klvae_tiny-f8_photos.py'))
+    torch.manual_seed(0)
+    model = MODELS.build(cfg.model)
+
+    def gains():
+        return {
+            name: m.weight.std().item() * m.weight[0].numel()**0.5
+            for name, m in model.projector.named_modules()
+            if isinstance(m, torch.nn.Conv2d) and m.weight.numel() >= 2000
+        }
+
+    before = gains()
+    assert len(before) > 20
+    assert np.median(list(before.values())) == pytest.approx(3**-0.5,
+                                                             abs=0.03)
+    disc = [p.clone() for p in model.discriminator.parameters()]
+    model.init_weights()
+    after = gains()
+    assert set(after) == set(before)
+    for name, gain in after.items():
+        assert gain == pytest.approx(1.0, abs=0.12), name
+    for m in model.projector.modules():
+        if isinstance(m, torch.nn.Conv2d):
+            assert not m.bias.any()
+    # The discriminator keeps its own (taming) init.
+    assert all(torch.equal(a, b)
+               for a, b in zip(disc, model.discriminator.parameters()))
