@@ -1,6 +1,6 @@
 # Stage-1 CPU demo (stage 1 of tools/demo.py): train a tiny KL-VAE projector
 # (preset tiny-f8, 0.76 M parameters, 64 px -> 8x8x4 latent) on 64 px crops
-# of the embedded photos (docs/en/stage1.md). About 7.5 minutes on 2 cores.
+# of the embedded photos (docs/en/stage1.md). About 8 minutes on 2 cores.
 _base_ = [
     '../_base_/datasets/embedded_photos.py',
     '../_base_/default_runtime.py',
