@@ -81,10 +81,11 @@ def main() -> None:
         dict(cfg.model.projector, checkpoint=args.checkpoint))
     projector.init_weights()  # loads the checkpoint, freezes
     factor = projector.downsample_factor
+    baseline = f'bicubic x{factor}'  # the row name of the baseline
     dataset = DATASETS.build(loader_cfg.dataset)
     metrics = {
         name: [PSNR(), SSIM()]
-        for name in ('projector', f'bicubic x{factor}')
+        for name in ('projector', baseline)
     }
     shown = []
     for start in range(0, len(dataset), args.batch_size):
@@ -95,7 +96,7 @@ def main() -> None:
         x = batch['inputs'].float() / 127.5 - 1  # (B, 3, H, W) in [-1, 1]
         preds = {
             'projector': projector.decode(projector.encode(x)),
-            f'bicubic x{factor}': bicubic_down_up(x, factor),
+            baseline: bicubic_down_up(x, factor),
         }
         for name, pred in preds.items():
             samples = [
@@ -117,7 +118,6 @@ def main() -> None:
             median_PSNR=float(np.median(per_crop[name])))
         for name, ms in metrics.items()
     }
-    baseline = f'bicubic x{factor}'
     wins = sum(p > b for p, b in zip(per_crop['projector'],
                                      per_crop[baseline]))
     print(f'{len(dataset)} {args.split} crops of '
