@@ -7,6 +7,8 @@ import torch
 from PIL import Image
 from tool_helpers import run_tool, scalars
 
+from lmd_toolkit.utils.compat import allow_mmengine_checkpoint_globals
+
 
 def test_demo_two_stages_then_reuse(tmp_path):
     work_dir = tmp_path / 'demo'
@@ -21,7 +23,10 @@ def test_demo_two_stages_then_reuse(tmp_path):
         (work_dir / 'stage1' / 'iter_2.pth.projector_eval.json').read_text())
     assert set(evaluation['results']) == {'projector', 'bicubic x8'}
 
-    # stage 2 froze exactly the stage-1 weights (and calibrated its scale)
+    # stage 2 froze exactly the stage-1 weights (and calibrated its scale);
+    # the checkpoints' message hub needs the toolkit's narrow allow-list,
+    # also when this file runs on its own
+    allow_mmengine_checkpoint_globals()
     s1 = torch.load(stage1, map_location='cpu', weights_only=True)
     s2 = torch.load(work_dir / 'stage2' / 'iter_2.pth', map_location='cpu',
                     weights_only=True)
