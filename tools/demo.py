@@ -6,7 +6,8 @@
 Stage 1 trains the tiny KL-VAE projector of
 ``configs/projectors/klvae_tiny-f8_photos.py`` on the embedded photos and
 compares its reconstructions with bicubic 8x down-up sampling on held-out
-crops; an existing stage-1 checkpoint is reused. Stage 2 trains
+crops; an existing stage-1 checkpoint of the same recipe is reused (one of
+another recipe is kept as ``<name>.stale``). Stage 2 trains
 ``configs/lmd_vit-tiny_klvae_photos_cs.py`` (a tiny LMD, cosine mask-ratio
 schedule) on that projector's latents and writes image-space reconstruction
 grids (the predicted latents decoded by the projector). Each stage is a plain

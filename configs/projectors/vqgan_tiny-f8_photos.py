@@ -5,13 +5,10 @@
 _base_ = ['./klvae_tiny-f8_photos.py']
 
 # Model: VQGAN losses (codebook + 0.25 x commitment, paper eq. 4; the
-# codebook perplexity is logged) instead of the KL term. Reconstruction
-# quality on held-out crops is measured through the quantised codes.
+# codebook perplexity is logged) instead of the KL term. The projector dict
+# merges into the KL demo's: its preset name (tiny-f8) and unit-gain init
+# stay. Reconstruction quality on held-out crops is measured through the
+# quantised codes.
 model = dict(
-    projector=dict(
-        _delete_=True,
-        type='VQGANProjector',
-        preset='tiny-f8',
-        beta=0.25,
-        init_cfg={{_base_.model.projector.init_cfg}}),
+    projector=dict(type='VQGANProjector', beta=0.25),
     codebook_weight=1.0)

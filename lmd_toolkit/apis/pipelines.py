@@ -5,13 +5,21 @@ Every run is a plain mmengine ``Runner`` built from a config file, exactly as
 ``tools/train.py`` builds it; these helpers only pick work dirs, shorten the
 schedule to a budget and find the checkpoint a run wrote.
 """
+import logging
+import os
 import os.path as osp
-from typing import Optional
+from typing import List, Optional
 
+import torch
 from mmengine.config import Config
 from mmengine.logging import print_log
 
+from lmd_toolkit.utils.compat import allow_mmengine_checkpoint_globals
 from lmd_toolkit.utils.launch import load_config
+
+#: The config keys that decide what a training run learns.
+RECIPE_KEYS = ('model', 'train_dataloader', 'optim_wrapper', 'param_scheduler',
+               'train_cfg')
 
 
 def set_budget(cfg: Config, max_iters: int) -> Config:
@@ -98,7 +106,10 @@ def ensure_stage1(config: str,
 
     The checkpoint is ``<work_dir>/iter_<max_iters>.pth`` (``max_iters``
     defaults to the config's). It is reused as it is when present and
-    ``retrain`` is False, so a second demo run skips stage 1.
+    ``retrain`` is False, so a second demo run skips stage 1, unless the
+    config it recorded differs from ``config`` in a key of ``RECIPE_KEYS``
+    (e.g. after an update of the demo's recipe): then it is renamed to
+    ``<name>.stale`` (never deleted) and stage 1 trains again.
 
     Args:
         config (str): A stage-1 config (``configs/projectors/*.py``).
@@ -115,9 +126,39 @@ def ensure_stage1(config: str,
         set_budget(cfg, max_iters)
     ckpt = osp.join(work_dir, f'iter_{cfg.train_cfg.max_iters}.pth')
     if osp.isfile(ckpt) and not retrain:
-        print_log(f'Stage 1: reusing {ckpt} (pass --retrain-stage1 to train '
-                  'it again).', logger='current')
-        return ckpt
+        changed = recipe_changes(ckpt, cfg)
+        if not changed:
+            print_log(f'Stage 1: reusing {ckpt} (pass --retrain-stage1 to '
+                      'train it again).', logger='current')
+            return ckpt
+        os.replace(ckpt, f'{ckpt}.stale')
+        print_log(f'Stage 1: {ckpt} was trained with another '
+                  f'{", ".join(changed)} than {config}; kept it as '
+                  f'{ckpt}.stale and training again.', logger='current',
+                  level=logging.WARNING)
     print_log(f'Stage 1: training {config} for {cfg.train_cfg.max_iters} '
               f'iterations in {work_dir}.', logger='current')
     return train_in_process(cfg)
+
+
+def recipe_changes(ckpt: str, cfg: Config) -> List[str]:
+    """The ``RECIPE_KEYS`` whose value in the config that ``ckpt`` recorded
+    (mmengine's ``meta['cfg']``) differs from ``cfg``'s.
+
+    Args:
+        ckpt (str): An mmengine training checkpoint.
+        cfg (Config): The config it should have been trained with.
+
+    Returns:
+        list[str]: The differing keys, in ``RECIPE_KEYS`` order; empty when
+        they all agree or when the checkpoint recorded no config (a bare
+        state dict: nothing to compare with).
+    """
+    allow_mmengine_checkpoint_globals()
+    checkpoint = torch.load(ckpt, map_location='cpu', weights_only=True)
+    text = checkpoint.get('meta', {}).get('cfg') if isinstance(
+        checkpoint, dict) else None
+    if not text:
+        return []
+    recorded = Config.fromstring(text, '.py')
+    return [key for key in RECIPE_KEYS if recorded.get(key) != cfg.get(key)]

@@ -3,10 +3,11 @@
 A config is LDM's ``ddconfig`` (``ch``, ``ch_mult``, ``num_res_blocks``,
 ``z_channels``, ``resolution``, ``attn_resolutions`` ...) plus ``embed_dim``,
 ``n_embed`` (VQ only) and ``norm_groups`` (GroupNorm groups; 32 in every LDM
-model, smaller only in the ``micro-*`` test presets). ``resolution`` is the
-nominal image size that ``attn_resolutions`` refers to: attention sits in the
-levels whose feature map would be that large for a ``resolution``-sized input
-(the network itself runs on any size divisible by the down-sampling factor).
+model, fewer only in the narrow ``tiny-*`` and ``micro-*`` presets).
+``resolution`` is the nominal image size that ``attn_resolutions`` refers to:
+attention sits in the levels whose feature map would be that large for a
+``resolution``-sized input (the network itself runs on any size divisible by
+the down-sampling factor).
 """
 import copy
 from typing import Dict, Union
@@ -29,14 +30,15 @@ KL_PRESETS: Dict[str, dict] = {
     'kl-f4':
     dict(ch=128, ch_mult=(1, 2, 4), num_res_blocks=2, z_channels=3,
          embed_dim=3),
-    # CPU demos: same topology as kl-f8, 1/8 width, one block per level;
-    # GroupNorm with 8 groups (32 groups would normalise every channel of
-    # the narrow layers on its own; 8 trained faster on the photos demo).
-    # Width 16 learns about as much per iteration as 32 on the demo's
-    # crops at 2.6x less time per iteration (docs/en/stage1.md).
+    # CPU demos: same topology as kl-f8, 1/8 width, one block per level.
+    # GroupNorm with 4 groups keeps kl-f8's 4 channels per group in the
+    # 16-wide top level: with 2 per group (8 groups), GroupNorm maps a flat
+    # region to one sign per group, and flat colours come back wrong
+    # (docs/en/stage1.md). Width 16 learns about as much per iteration as
+    # 32 on the demo's crops at 2.6x less time per iteration.
     'tiny-f8':
     dict(ch=16, ch_mult=(1, 2, 2, 4), num_res_blocks=1, z_channels=4,
-         embed_dim=4, norm_groups=8),
+         embed_dim=4, norm_groups=4),
     # Unit tests: widths 8/16/32 need GroupNorm with 8 groups.
     'micro-f4':
     dict(ch=8, ch_mult=(1, 2, 4), num_res_blocks=1, z_channels=4,
@@ -56,10 +58,11 @@ VQ_PRESETS: Dict[str, dict] = {
     'vq-f4':
     dict(ch=128, ch_mult=(1, 2, 4), num_res_blocks=2, z_channels=3,
          embed_dim=3, n_embed=8192),
-    # CPU demos: the KL tiny-f8 widths, attention in the 32x32 level.
+    # CPU demos: the KL tiny-f8 widths and groups, attention in the 32x32
+    # level.
     'tiny-f8':
     dict(ch=16, ch_mult=(1, 2, 2, 4), num_res_blocks=1, z_channels=4,
-         embed_dim=4, n_embed=1024, attn_resolutions=(32, ), norm_groups=8),
+         embed_dim=4, n_embed=1024, attn_resolutions=(32, ), norm_groups=4),
     'micro-f4':
     dict(ch=8, ch_mult=(1, 2, 4), num_res_blocks=1, z_channels=4,
          embed_dim=4, n_embed=64, resolution=32, attn_resolutions=(8, ),
