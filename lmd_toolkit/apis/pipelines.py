@@ -109,7 +109,8 @@ def ensure_stage1(config: str,
     ``retrain`` is False, so a second demo run skips stage 1, unless the
     config it recorded differs from ``config`` in a key of ``RECIPE_KEYS``
     (e.g. after an update of the demo's recipe): then it is renamed to
-    ``<name>.stale`` (never deleted) and stage 1 trains again.
+    ``<name>.stale`` (``.stale1``, ... when that exists; nothing is deleted)
+    and stage 1 trains again.
 
     Args:
         config (str): A stage-1 config (``configs/projectors/*.py``).
@@ -131,10 +132,13 @@ def ensure_stage1(config: str,
             print_log(f'Stage 1: reusing {ckpt} (pass --retrain-stage1 to '
                       'train it again).', logger='current')
             return ckpt
-        os.replace(ckpt, f'{ckpt}.stale')
+        stale, n = f'{ckpt}.stale', 1
+        while osp.exists(stale):  # keep every earlier stale checkpoint too
+            stale, n = f'{ckpt}.stale{n}', n + 1
+        os.replace(ckpt, stale)
         print_log(f'Stage 1: {ckpt} was trained with another '
                   f'{", ".join(changed)} than {config}; kept it as '
-                  f'{ckpt}.stale and training again.', logger='current',
+                  f'{stale} and training again.', logger='current',
                   level=logging.WARNING)
     print_log(f'Stage 1: training {config} for {cfg.train_cfg.max_iters} '
               f'iterations in {work_dir}.', logger='current')

@@ -88,12 +88,16 @@ def test_recipe_changes_names_the_keys_that_differ(tmp_path):
 
 def test_ensure_stage1_retrains_a_checkpoint_of_another_recipe(tmp_path):
     """A stage-1 checkpoint trained with another recipe (here: another
-    learning rate) is kept as .stale, unchanged, and stage 1 trains anew."""
+    learning rate) is kept, unchanged, as .stale (.stale1 when an earlier
+    .stale exists, which stays too), and stage 1 trains anew."""
     old_cfg = stage1_cfg(tmp_path, 2)
     old_cfg.optim_wrapper.generator.optimizer.lr = 0.5
     ckpt = tmp_path / 'iter_2.pth'
     save_recorded(ckpt, old_cfg, {'w': torch.ones(3)})
     data = ckpt.read_bytes()
+    (tmp_path / 'iter_2.pth.stale').write_bytes(b'an older stale checkpoint')
     assert ensure_stage1(STAGE1, str(tmp_path), max_iters=2) == str(ckpt)
-    assert (tmp_path / 'iter_2.pth.stale').read_bytes() == data
+    assert (tmp_path / 'iter_2.pth.stale1').read_bytes() == data
+    assert (tmp_path / 'iter_2.pth.stale').read_bytes() == (
+        b'an older stale checkpoint')
     assert recipe_changes(str(ckpt), stage1_cfg(tmp_path, 2)) == []
