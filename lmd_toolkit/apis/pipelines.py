@@ -10,11 +10,10 @@ import os
 import os.path as osp
 from typing import List, Optional
 
-import torch
 from mmengine.config import Config
 from mmengine.logging import print_log
 
-from lmd_toolkit.utils.compat import allow_mmengine_checkpoint_globals
+from lmd_toolkit.models.projectors.checkpoint import read_checkpoint
 from lmd_toolkit.utils.launch import load_config
 
 #: The config keys that decide what a training run learns.
@@ -158,10 +157,8 @@ def recipe_changes(ckpt: str, cfg: Config) -> List[str]:
         they all agree or when the checkpoint recorded no config (a bare
         state dict: nothing to compare with).
     """
-    allow_mmengine_checkpoint_globals()
-    checkpoint = torch.load(ckpt, map_location='cpu', weights_only=True)
-    text = checkpoint.get('meta', {}).get('cfg') if isinstance(
-        checkpoint, dict) else None
+    checkpoint, _ = read_checkpoint(ckpt)  # the projector loader's reader
+    text = checkpoint.get('meta', {}).get('cfg')
     if not text:
         return []
     recorded = Config.fromstring(text, '.py')
