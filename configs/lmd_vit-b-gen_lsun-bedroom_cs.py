@@ -2,7 +2,7 @@
 # kl-f8 latent 32 x 32 x 4, patch 2 -> 256 tokens. Cosine schedule, Adan.
 _base_ = [
     '_base_/models/lmd_vit-b-gen_p2.py',
-    '_base_/datasets/lsun_bedroom_pretrain.py',
+    '_base_/datasets/lsun_bedroom_pretrain_latent.py',
     '_base_/schedules/adan_coslr_pretrain.py',
     '_base_/default_runtime.py',
 ]

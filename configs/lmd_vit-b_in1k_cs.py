@@ -3,7 +3,7 @@
 # Adan recipe. Run: tools/dist_train.sh configs/lmd_vit-b_in1k_cs.py 2
 _base_ = [
     '_base_/models/lmd_vit-b_p2.py',
-    '_base_/datasets/in1k_pretrain.py',
+    '_base_/datasets/in1k_pretrain_latent.py',
     '_base_/schedules/adan_coslr_pretrain.py',
     '_base_/default_runtime.py',
 ]

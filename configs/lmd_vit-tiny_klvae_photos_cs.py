@@ -23,8 +23,32 @@ model = dict(
     # honest images for the reconstruction grids.
     head=dict(patch_size=1, norm_target=False))
 
-# 1000 iterations (the pixel config's 2000 at about twice the cost per
-# iteration: every crop is encoded by the projector), 50 warm-up.
+# Latent-first: the 2048 training crops are encoded once by the frozen
+# projector (4 seeded views of the flip pipeline, fp16) into
+# data/latent_cache/EmbeddedPhotos_<key> at the start of the first run
+# (LatentCacheHook); later runs, and other configs with the same projector
+# and data, reuse it. Each epoch serves one random view of every crop.
+# Encode every crop at every iteration instead (a fresh flip each time):
+#   --cfg-options train_dataloader.dataset.encode_on_the_fly=True
+# Validation stays on images: metrics and grids compare with the photos.
+train_dataloader = dict(
+    dataset=dict(
+        _delete_=True,
+        type='LatentCacheDataset',
+        cache_dir='data/latent_cache',
+        dataset=dict(
+            type='EmbeddedPhotos',
+            split='train',
+            crop_size=64,
+            num_crops=2048,
+            pipeline=[
+                dict(type='mmpretrain.RandomFlip', prob=0.5),
+                dict(type='mmpretrain.PackInputs'),
+            ]),
+        num_views=4,
+        views='random'))
+
+# 1000 iterations, 50 warm-up.
 max_iters = 1000
 train_cfg = dict(max_iters=max_iters, val_interval=500)
 param_scheduler = [

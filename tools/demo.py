@@ -9,8 +9,9 @@ compares its reconstructions with bicubic 8x down-up sampling on held-out
 crops; an existing stage-1 checkpoint of the same recipe is reused (one of
 another recipe is kept as ``<name>.stale``). Stage 2 trains
 ``configs/lmd_vit-tiny_klvae_photos_cs.py`` (a tiny LMD, cosine mask-ratio
-schedule) on that projector's latents and writes image-space reconstruction
-grids (the predicted latents decoded by the projector). Each stage is a plain
+schedule) on that projector's latents, encoded once into
+``<work-dir>/latent_cache`` at its start (a second run reuses them), and
+writes image-space reconstruction grids (the predicted latents decoded by the projector). Each stage is a plain
 mmengine Runner, as ``tools/train.py`` runs it.
 """
 import argparse
@@ -65,11 +66,15 @@ def main() -> None:
     with open(projector_ckpt + '.projector_eval.json') as f:
         stage1 = json.load(f)
 
-    # Stage 2: LMD on the frozen projector's latents.
+    # Stage 2: LMD on the frozen projector's latents, encoded once into
+    # <work-dir>/latent_cache at its start (reused by a second run).
     cfg = load_config(args.stage2_config,
                       dict(model=dict(projector=dict(
                           checkpoint=projector_ckpt))),
                       work_dir=stage2_dir)
+    cache_root = osp.join(args.work_dir, 'latent_cache')
+    if cfg.train_dataloader.dataset.get('type') == 'LatentCacheDataset':
+        cfg.train_dataloader.dataset.cache_dir = cache_root
     if args.stage2_iters is not None:
         set_budget(cfg, args.stage2_iters)
     lmd_ckpt = train_in_process(cfg)
@@ -82,9 +87,20 @@ def main() -> None:
         f'{stage1.get("projector_wins", "?")} of {stage1.get("num_images")} '
         f'crops); grid {projector_ckpt}.projector_eval.png\n'
         f'  stage 2 LMD: {lmd_ckpt}\n'
+        f'    trained from the latent cache in {cache_root} '
+        f'({_cache_note(stage2_dir)})\n'
         f'    reconstruction grids (decoded by the projector): '
         f'{osp.join(stage2_dir, "reconstructions")}/iter_*.png',
         logger='current')
+
+
+def _cache_note(work_dir: str) -> str:
+    """How long stage 2 took to build (or find) its latent cache."""
+    path = osp.join(work_dir, 'latent_cache.json')
+    if not osp.isfile(path):
+        return 'encoded on the fly'
+    with open(path) as f:
+        return f"ready in {json.load(f)['seconds']:.1f} s"
 
 
 def _fmt(result: dict, row: str) -> str:

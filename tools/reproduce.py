@@ -3,7 +3,7 @@
     python tools/reproduce.py [--suite photos|in1k] [--iters N]
         [--rows cs ps us fixed pixel unet mae] [--work-dir DIR]
         [--stage1-iters N | --projector-checkpoint CKPT] [--window W]
-        [--cfg-options KEY=VALUE ...]
+        [--num-crops N] [--cache-dir DIR] [--cfg-options KEY=VALUE ...]
 
 Trains every row on the same data and the same number of iterations, one
 after the other in this process (each a plain mmengine Runner, as
@@ -29,6 +29,8 @@ and its difference from LMD's, as the paper's Table 5) and
 ``curves.png`` (``tools/analysis_tools/plot_curves.py``). MIT / MLT / MLI:
 ``docs/en/metrics.md``. PSNR@0.75: image-space reconstruction PSNR of the
 held-out crops at mask ratio 0.75 (LMD rows with a validation set).
+cache_s: seconds a row spent building (or finding) its latent cache before
+training, outside MIT (the latent rows share one cache; the first builds it).
 """
 import argparse
 import csv
@@ -96,7 +98,7 @@ ROW_KEYS = ('cs', 'ps', 'us', 'fixed', 'pixel', 'unet', 'mae')
 LATENT_ROWS = ('cs', 'ps', 'us', 'fixed', 'unet')
 TABLE1 = ('cs', 'ps', 'us')  # + their mean + mae
 TABLE5 = ('cs', 'pixel', 'unet', 'fixed')  # cs is "LMD"
-METRICS = ('MIT', 'MLT', 'MLI', 'final_loss', 'PSNR@0.75')
+METRICS = ('MIT', 'MLT', 'MLI', 'final_loss', 'PSNR@0.75', 'cache_s')
 RATIOS = dict(cs='cosine 0.15→0.75', ps='piecewise 0.15/0.40/0.75',
               us='uniform 0.15→0.75', mean='', mae='fixed 0.75')
 
@@ -121,6 +123,13 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
     parser.add_argument('--window', type=int, default=None,
                         help='loss smoothing window of MLT / MLI (default: '
                         'max(2, iters // 20))')
+    parser.add_argument('--num-crops', type=int, default=None,
+                        help='photos suite: training crops of every row '
+                        "(default: the configs' 2048)")
+    parser.add_argument('--cache-dir', default=None,
+                        help='root folder of the latent caches of the latent '
+                        "rows (default: the configs' data/latent_cache; "
+                        'rows with the same projector and data share one)')
     parser.add_argument('--eval-mask-ratio', type=float, default=0.75,
                         help='mask ratio of the PSNR column')
     parser.add_argument('--fail-fast', action='store_true',
@@ -141,6 +150,13 @@ def run_row(key: str, suite: dict, args: argparse.Namespace,
         cfg.merge_from_dict(args.cfg_options)
     if projector_ckpt is not None and key in LATENT_ROWS:
         cfg.model.projector.checkpoint = projector_ckpt
+    dataset = cfg.train_dataloader.dataset
+    latent_first = dataset.get('type') == 'LatentCacheDataset'
+    if args.cache_dir is not None and latent_first:
+        dataset.cache_dir = args.cache_dir
+    if args.num_crops is not None:
+        (dataset.dataset if latent_first else dataset).num_crops = \
+            args.num_crops
     if args.iters is not None:
         set_budget(cfg, args.iters)
     iters = cfg.train_cfg.max_iters
@@ -171,7 +187,19 @@ def read_row(work_dir: str) -> Dict[str, Optional[float]]:
         raise RuntimeError(f'{path}: {metrics["error"]}')
     out = {k: metrics.get(k) for k in ('MIT', 'MLT', 'MLI', 'final_loss')}
     out['PSNR@0.75'] = _last_val_psnr(work_dir)
+    out['cache_s'] = _cache_seconds(work_dir)
     return out
+
+
+def _cache_seconds(work_dir: str) -> Optional[float]:
+    """Seconds the row spent building (or finding) its latent cache before
+    training (``latent_cache.json`` of ``LatentCacheHook``); None for rows
+    without one. Not part of MIT."""
+    path = osp.join(work_dir, 'latent_cache.json')
+    if not osp.isfile(path):
+        return None
+    with open(path) as f:
+        return float(json.load(f)['seconds'])
 
 
 def _last_val_psnr(work_dir: str) -> Optional[float]:

@@ -11,6 +11,9 @@ default_hooks = dict(
         type='CheckpointHook', interval=5000, by_epoch=False,
         max_keep_ckpts=3),
     sampler_seed=dict(type='DistSamplerSeedHook'),
+    # Encodes a latent-first LatentCacheDataset once, before training, with
+    # the model's projector (a no-op for image datasets).
+    latent_cache=dict(type='LatentCacheHook'),
 )
 
 env_cfg = dict(

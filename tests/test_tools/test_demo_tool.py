@@ -41,7 +41,20 @@ def test_demo_two_stages_then_reuse(tmp_path):
         assert grid.mode == 'RGB' and min(grid.size) >= 64
     assert any('PSNR' in r for r in scalars(str(work_dir / 'stage2')))
 
+    # stage 2 trained from latents encoded once into <work-dir>/latent_cache
+    caches = list((work_dir / 'latent_cache').iterdir())
+    assert len(caches) == 1
+    manifest = json.loads((caches[0] / 'manifest.json').read_text())
+    assert manifest['state'] == 'complete' and manifest['num_views'] == 4
+    assert manifest['num_images'] == 2048
+    assert manifest['projector']['checkpoint'] == str(stage1)
+    assert 'trained from the latent cache' in first.stdout + first.stderr
+
     mtime = stage1.stat().st_mtime_ns
     second = run_tool(args, timeout=600)
     assert 'Stage 1: reusing' in second.stdout + second.stderr
     assert stage1.stat().st_mtime_ns == mtime
+    # the second run reused the cache: nothing was encoded or rewritten
+    assert 'the cache is complete' in second.stdout + second.stderr
+    again = json.loads((caches[0] / 'manifest.json').read_text())
+    assert again['updated'] == manifest['updated']

@@ -19,7 +19,7 @@ def load_tool():
 
 def metrics(mit, mlt, mli, loss=1.0, psnr=20.0):
     return {'MIT': mit, 'MLT': mlt, 'MLI': mli, 'final_loss': loss,
-            'PSNR@0.75': psnr}
+            'PSNR@0.75': psnr, 'cache_s': None}
 
 
 def test_tables_from_known_results():
@@ -48,8 +48,10 @@ def test_tables_from_known_results():
 
 def test_reproduce_every_row_at_a_tiny_budget(tmp_path):
     work_dir = tmp_path / 'rep'
+    cache = tmp_path / 'cache'
     run_tool(['tools/reproduce.py', '--iters', '3', '--stage1-iters', '2',
-              '--work-dir', str(work_dir), '--fail-fast'], timeout=900)
+              '--work-dir', str(work_dir), '--num-crops', '24',
+              '--cache-dir', str(cache), '--fail-fast'], timeout=900)
     results = json.loads((work_dir / 'results.json').read_text())['rows']
     assert sorted(results) == sorted(
         ['cs', 'ps', 'us', 'fixed', 'pixel', 'unet', 'mae'])
@@ -57,6 +59,18 @@ def test_reproduce_every_row_at_a_tiny_budget(tmp_path):
         assert row['MIT'] > 0, key
         # every LMD row validates at ratio 0.75; MAE has no predict mode
         assert (row['PSNR@0.75'] is None) == (key == 'mae'), key
+        # the latent rows train from a cache; pixel rows never cache
+        latent = key in ('cs', 'ps', 'us', 'fixed', 'unet')
+        assert (row['cache_s'] is not None) == latent, key
+    # one cache of 24 crops x 4 views, built by the first latent row and
+    # shared by the other four
+    folders = list(cache.iterdir())
+    assert len(folders) == 1
+    manifest = json.loads((folders[0] / 'manifest.json').read_text())
+    assert manifest['num_rows'] == 96 and manifest['state'] == 'complete'
+    for key in ('ps', 'us', 'fixed', 'unet'):
+        record = json.loads((work_dir / key / 'latent_cache.json').read_text())
+        assert record['caches'][0]['cache_dir'] == str(folders[0])
     for name, col, labels in [
             ('table1', 0, ['LMD-CS', 'LMD-PS', 'LMD-US',
                            'LMD mean (CS, PS, US)', 'MAE']),

@@ -4,8 +4,13 @@ cache (docs/en/latent_cache.md).
     python tools/misc/cache_latents.py CONFIG [--out DIR] [--split train]
         [--views K] [--dtype fp16|fp32] [--batch-size N] [--force]
 
-Rerunning the same command resumes an interrupted cache and leaves a
-complete one alone.
+Training builds the cache of a latent-first config by itself; this tool
+builds it beforehand (e.g. on another machine): for a ``LatentCacheDataset``
+with an image ``dataset`` it encodes that dataset with the dataset's views,
+dtype, seed and chunk size into the very folder the training run will look
+in. For an image dataset it writes to ``--out`` (default
+``data/latent_cache/<config name>_<split>``). Rerunning the same command
+resumes an interrupted cache and leaves a complete one alone.
 """
 import argparse
 import os.path as osp
@@ -27,17 +32,19 @@ def parse_args() -> argparse.Namespace:
                         'image dataloader')
     parser.add_argument(
         '--out',
-        help='cache folder (default: data/latent_cache/<config name>_<split>)')
+        help='cache folder (default: the folder training uses, or '
+        'data/latent_cache/<config name>_<split> for an image dataset)')
     parser.add_argument('--split', default='train',
                         choices=['train', 'val', 'test'],
                         help='which <split>_dataloader.dataset to encode')
-    parser.add_argument('--views', type=int, default=1,
-                        help='augmented views per image (K)')
-    parser.add_argument('--dtype', default='fp16', choices=['fp16', 'fp32'],
+    parser.add_argument('--views', type=int, default=None,
+                        help='augmented views per image (K; default: the '
+                        "dataset's num_views, or 1)")
+    parser.add_argument('--dtype', default=None, choices=['fp16', 'fp32'],
                         help='storage type of the latents')
-    parser.add_argument('--batch-size', type=int, default=16,
+    parser.add_argument('--batch-size', type=int, default=None,
                         help='images per encode call and per flushed chunk')
-    parser.add_argument('--seed', type=int, default=0,
+    parser.add_argument('--seed', type=int, default=None,
                         help='seed of the view augmentations')
     parser.add_argument('--force', action='store_true',
                         help='recompute a complete cache / replace a cache '
@@ -50,6 +57,13 @@ def parse_args() -> argparse.Namespace:
     return parser.parse_args()
 
 
+def training_cache_dir(cfg: Config, dataset_cfg: dict) -> str:
+    """The folder a training run of ``cfg`` keeps this dataset's cache in."""
+    from lmd_toolkit.registry import DATASETS, MODELS
+    projector = MODELS.build(cfg.model.projector.to_dict())
+    return DATASETS.build(dataset_cfg).cache_dir_for(projector)
+
+
 def main() -> None:
     args = parse_args()
     register_all_modules()
@@ -60,22 +74,36 @@ def main() -> None:
     if not loader or 'dataset' not in loader:
         raise SystemExit(f'{args.config} has no {args.split}_dataloader.'
                          'dataset to encode; choose another --split.')
-    out = args.out or osp.join(
+    dataset = loader.dataset.to_dict()
+    request = dict(num_views=1, dtype='fp16', batch_size=16, seed=0)
+    out = args.out
+    if dataset.get('type') == 'LatentCacheDataset':
+        if 'dataset' not in dataset:
+            raise SystemExit(f'{args.split}_dataloader.dataset of '
+                             f'{args.config} reads the cache '
+                             f"{dataset.get('cache_dir')}; it names no image "
+                             'dataset to encode.')
+        request.update({k: dataset[k] for k in request if k in dataset})
+    flags = dict(num_views=args.views, dtype=args.dtype,
+                 batch_size=args.batch_size, seed=args.seed)
+    request.update({k: v for k, v in flags.items() if v is not None})
+    if dataset.get('type') == 'LatentCacheDataset':
+        if out is None:
+            out = training_cache_dir(cfg, {**dataset, **request})
+        dataset = dataset['dataset']
+    out = out or osp.join(
         'data', 'latent_cache',
         f'{osp.splitext(osp.basename(args.config))[0]}_{args.split}')
     manifest = write_latent_cache(
         cfg.model.projector.to_dict(),
-        loader.dataset.to_dict(),
+        dataset,
         out,
-        num_views=args.views,
-        dtype=args.dtype,
-        batch_size=args.batch_size,
-        seed=args.seed,
         data_preprocessor_cfg=(cfg.model.get('data_preprocessor')
                                or cfg.get('data_preprocessor')),
         force=args.force,
         max_chunks=args.max_chunks,
-        config_file=args.config)
+        config_file=args.config,
+        **request)
     print(f'{out}: {manifest["num_done"]}/{manifest["num_rows"]} latents '
           f'{manifest["latent_shape"]} {manifest["dtype"]}, '
           f'{manifest["state"]}')

@@ -108,7 +108,6 @@ class LatentMaskingDiffusion(BaseModel):
     def _check_latent_source(self, data_samples: list) -> None:
         """Raise unless every cache in the batch was encoded by this model's
         projector (each distinct cache is checked once)."""
-        from lmd_toolkit.datasets.latent_cache import check_latent_source
         for sample in data_samples:
             meta = sample if isinstance(sample, dict) else sample.metainfo
             source = meta.get('latent_source')
@@ -120,7 +119,7 @@ class LatentMaskingDiffusion(BaseModel):
                     'the projector; serve them with LatentCacheDataset.')
             key = repr(sorted(source.items()))
             if key not in self._verified_sources:
-                check_latent_source(self.projector, source)
+                self.projector.check_fingerprint(source)
                 self._verified_sources.add(key)
 
     def _encode(self,

@@ -96,9 +96,11 @@ class AutoencoderProjector(BaseProjector):
         return bool(self.scale_factor > 0)
 
     @torch.no_grad()
-    def calibrate_scale_factor(self, x: Tensor) -> float:
+    def calibrate_scale_factor(self, x: Tensor,
+                               pool_ranks: bool = True) -> float:
         """Set ``scale_factor = 1 / std`` over all elements of the unscaled
-        latents of images ``x`` (pooled over ranks); return it. Only for
+        latents of images ``x`` (pooled over ranks unless ``pool_ranks`` is
+        False: then a collective-free call of one rank); return it. Only for
         ``'auto'``."""
         if not self.auto_scale:
             raise RuntimeError("calibrate_scale_factor needs scale_factor="
@@ -110,7 +112,8 @@ class AutoencoderProjector(BaseProjector):
             z.sum(), z.pow(2).sum(),
             torch.tensor(float(z.numel()), dtype=z.dtype, device=z.device)
         ])
-        all_reduce(stats, op='sum')  # no-op when not distributed
+        if pool_ranks:
+            all_reduce(stats, op='sum')  # no-op when not distributed
         total, total_sq, n = stats.tolist()
         var = (total_sq - total * total / n) / max(n - 1.0, 1.0)
         if not var > 0:

@@ -1,10 +1,14 @@
 """The frozen latent-space projector interface (paper §3.1)."""
+import json
 from abc import ABCMeta, abstractmethod
-from typing import Optional
+from typing import Optional, Tuple
 
 import torch
 from mmengine.model import BaseModule
 from torch import Tensor
+
+from .fingerprint import (LatentCacheMismatchError, checkpoint_sha256,
+                          format_mismatch)
 
 
 class BaseProjector(BaseModule, metaclass=ABCMeta):
@@ -39,6 +43,69 @@ class BaseProjector(BaseModule, metaclass=ABCMeta):
 
     #: False (default): frozen; True after :meth:`unfreeze`.
     trainable: bool = False
+    #: Whether training reads this projector's latents from a cache
+    #: (False for the identity: its "latents" are the images).
+    cacheable: bool = True
+    #: Attributes that change the latents, recorded in :meth:`fingerprint`.
+    fingerprint_options: Tuple[str, ...] = ()
+
+    def fingerprint(self) -> dict:
+        """What determines this projector's latents, as JSON-ready values.
+
+        Returns:
+            dict: ``type`` (class name), ``preset`` (name, ``'custom'`` or
+            None), ``arch`` (resolved architecture or None), ``options``
+            (the :attr:`fingerprint_options` and their values),
+            ``checkpoint`` (path or None), ``checkpoint_sha256`` (None
+            without weights), ``scale_factor`` (the value in use; None
+            while an ``'auto'`` factor is not calibrated) and
+            ``scale_factor_mode`` (``'fixed'`` or ``'auto'``).
+        """
+        path = getattr(self, 'checkpoint', None)
+        init_cfg = self.init_cfg
+        if path is None and isinstance(init_cfg, dict) and \
+                init_cfg.get('type') == 'Pretrained':
+            path = init_cfg.get('checkpoint')
+        auto = bool(getattr(self, 'auto_scale', False))
+        scale = float(self.scale_factor)
+        fingerprint = dict(
+            type=type(self).__name__,
+            preset=getattr(self, 'preset', None),
+            arch=getattr(self, 'arch', None),
+            options={name: getattr(self, name)
+                     for name in self.fingerprint_options},
+            checkpoint=path,
+            checkpoint_sha256=None if path is None else checkpoint_sha256(
+                path),
+            scale_factor=None if auto and scale <= 0 else scale,
+            scale_factor_mode='auto' if auto else 'fixed')
+        return json.loads(json.dumps(fingerprint))  # tuples -> lists
+
+    def check_fingerprint(self, source: dict,
+                          where: str = 'latent cache') -> None:
+        """Raise unless ``source`` (the fingerprint latents were made with)
+        matches :meth:`fingerprint`.
+
+        An ``'auto'`` scale factor that is not calibrated yet takes the
+        source's value (logged): the latents were made with it.
+
+        Raises:
+            LatentCacheMismatchError: naming each differing field with both
+                values, and both fingerprints.
+        """
+        if getattr(self, 'auto_scale', False) and \
+                not self.is_calibrated() and \
+                source.get('scale_factor') is not None:
+            self.scale_factor.fill_(float(source['scale_factor']))
+            from mmengine.logging import print_log
+            print_log(
+                f"{type(self).__name__}: scale_factor='auto' set to "
+                f"{source['scale_factor']:g}, the value the {where} was "
+                'encoded with.',
+                logger='current')
+        message = format_mismatch(source, self.fingerprint(), where)
+        if message:
+            raise LatentCacheMismatchError(message)
 
     def freeze(self) -> 'BaseProjector':
         """Disable gradients and switch to eval mode, for good."""

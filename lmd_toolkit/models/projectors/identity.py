@@ -25,6 +25,7 @@ class IdentityProjector(BaseProjector):
 
     latent_channels = 3
     downsample_factor = 1
+    cacheable = False  # its "latents" are the images
 
     def __init__(self,
                  scale_factor: float = 1.0,

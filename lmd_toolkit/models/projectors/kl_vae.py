@@ -43,6 +43,8 @@ class KLVAEProjector(AutoencoderProjector):
         ``(B, embed_dim, H/f, W/f)``; :meth:`decode` the reverse.
     """
 
+    fingerprint_options = ('sample_posterior', )
+
     def __init__(self,
                  preset: Union[str, dict] = 'kl-f8',
                  checkpoint: Optional[str] = None,

@@ -54,6 +54,8 @@ class VQGANProjector(AutoencoderProjector):
         ``(B, embed_dim, H/f, W/f)``; :meth:`decode` the reverse.
     """
 
+    fingerprint_options = ('latent', )
+
     def __init__(self,
                  preset: Union[str, dict] = 'vq-f8',
                  checkpoint: Optional[str] = None,
