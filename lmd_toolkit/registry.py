@@ -52,7 +52,8 @@ HOOKS = Registry(
     'hook', parent=MMENGINE_HOOKS, locations=['lmd_toolkit.engine.hooks'])
 LOG_PROCESSORS = Registry('log processor', parent=MMENGINE_LOG_PROCESSORS)
 # Optimizers and wrappers: mmengine's, torch's and (scoped) mmpretrain's.
-OPTIMIZERS = Registry('optimizer', parent=MMENGINE_OPTIMIZERS)
+OPTIMIZERS = Registry(
+    'optimizer', parent=MMENGINE_OPTIMIZERS, locations=['lmd_toolkit.engine'])
 OPTIM_WRAPPERS = Registry(
     'optim wrapper',
     parent=MMENGINE_OPTIM_WRAPPERS,

@@ -3,9 +3,10 @@ from .mask_schedulers import (BaseMaskRatio, CosineMaskRatio, FixedMaskRatio,
                               PiecewiseMaskRatio, UniformMaskRatio)
 from .model_wrappers import AutoencoderDataParallel, LMDDistributedDataParallel
 from .optim_wrappers import AutocastOptimWrapper
+from .optimizers import Adan
 
 __all__ = [
     'BaseMaskRatio', 'CosineMaskRatio', 'FixedMaskRatio',
     'PiecewiseMaskRatio', 'UniformMaskRatio', 'LMDDistributedDataParallel',
-    'AutoencoderDataParallel', 'AutocastOptimWrapper'
+    'AutoencoderDataParallel', 'AutocastOptimWrapper', 'Adan'
 ]

@@ -1,4 +1,22 @@
-"""Optimizer wrappers."""
+"""Optimizer wrappers, and mmengine's plumbing kept out of ``torch.compile``.
+
+mmengine's ``Runner(compile=True)`` compiles ``model.train_step``. Traced
+whole by dynamo (torch 2.14) it breaks in two places:
+
+* ``optim_wrapper.update_params``: dynamo fails on mmengine's ``ConfigDict``
+  param groups (``InternalTorchDynamoError``), and a traced optimizer would
+  recompile whenever the scheduled learning rate changes;
+* ``data_preprocessor.cast_data``: deep-copying the data samples' metainfo
+  guards on the ``id()`` of its strings (the image paths), so every batch
+  recompiles until ``recompile_limit`` (8) is hit.
+
+Importing this module (every Runner built under the ``lmd_toolkit`` scope
+does) applies the shim ``lmd_toolkit.utils.compat.
+exclude_plumbing_from_compile`` (also part of ``apply_compat_shims``), which
+makes both functions ``torch.compiler.disable``-d: they run eagerly,
+and what is compiled is the model's forward (and, through AOT autograd, its
+backward). Without compilation nothing changes. See docs/en/precision.md.
+"""
 from contextlib import contextmanager
 from typing import Iterator, Union
 
@@ -7,6 +25,10 @@ from mmengine.optim import OptimWrapper
 from torch import nn
 
 from lmd_toolkit.registry import OPTIM_WRAPPERS
+from lmd_toolkit.utils.compat import exclude_plumbing_from_compile
+
+
+exclude_plumbing_from_compile()
 
 
 @OPTIM_WRAPPERS.register_module()

@@ -24,6 +24,11 @@ variable for any of them.
    which torch rejects for CPU modules: ``LMDDistributedDataParallel``
    (``lmd_toolkit/engine/model_wrappers.py``) drops it on CPU;
    :func:`fill_model_wrapper_cfg` selects it for configs that name none.
+4. mmengine's ``Runner(compile=True)`` compiles ``model.train_step``, whose
+   ``OptimWrapper.update_params`` (``ConfigDict`` param groups) and
+   ``BaseDataPreprocessor.cast_data`` (guards on metainfo strings) make
+   dynamo fail or recompile every batch: :func:`exclude_plumbing_from_compile`
+   runs both eagerly.
 """
 import os
 import subprocess
@@ -146,6 +151,25 @@ def fill_model_wrapper_cfg(cfg) -> None:
             find_unused_parameters=cfg.get('find_unused_parameters', False))
 
 
+def exclude_plumbing_from_compile() -> None:
+    """Make ``OptimWrapper.update_params`` (inherited by ``AmpOptimWrapper``
+    and ``AutocastOptimWrapper``) and ``BaseDataPreprocessor.cast_data`` run
+    eagerly under ``torch.compile`` (graph breaks). Idempotent; applied by
+    :func:`apply_compat_shims` and when ``lmd_toolkit.engine.optim_wrappers``
+    is imported (docs/en/precision.md)."""
+    from mmengine.model import BaseDataPreprocessor
+    from mmengine.optim import OptimWrapper
+    for owner, name in ((OptimWrapper, 'update_params'),
+                        (BaseDataPreprocessor, 'cast_data')):
+        function = getattr(owner, name)
+        if getattr(function, '_lmd_eager', False):
+            continue
+        eager = torch.compiler.disable(function)
+        eager._lmd_eager = True
+        setattr(owner, name, eager)
+
+
 def apply_compat_shims() -> None:
     """Apply the process-wide shims (idempotent)."""
     allow_mmengine_checkpoint_globals()
+    exclude_plumbing_from_compile()

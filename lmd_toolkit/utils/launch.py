@@ -61,8 +61,16 @@ def destroy_distributed() -> None:
 
 
 def enable_amp(cfg: Config) -> None:
-    """``--amp``: mmengine's AmpOptimWrapper (fp16 + loss scaling) on GPU,
-    ``AutocastOptimWrapper`` (bf16, no scaling) on CPU. Logged."""
+    """``--amp``: bf16 autocast, no loss scaling, the projector in fp32.
+
+    ``AutocastOptimWrapper`` (dtype bfloat16) on CPU and on GPUs with bf16
+    (CUDA compute capability >= 8.0); on older GPUs mmengine's
+    ``AmpOptimWrapper`` with fp16 and dynamic loss scaling. A config that
+    already names a mixed-precision wrapper is kept. Logged.
+
+    Args:
+        cfg (Config): The config; ``cfg.optim_wrapper`` is edited in place.
+    """
     wrapper = cfg.optim_wrapper.get('type', 'OptimWrapper')
     if wrapper in ('AmpOptimWrapper', 'AutocastOptimWrapper'):
         print_log(f'--amp: the config already uses {wrapper}.',
@@ -72,11 +80,15 @@ def enable_amp(cfg: Config) -> None:
         raise ValueError(f'--amp replaces optim_wrapper.type=OptimWrapper, '
                          f'but the config sets {wrapper!r}; set the mixed-'
                          'precision wrapper in the config instead.')
-    if torch.cuda.is_available():
+    if torch.cuda.is_available() and not torch.cuda.is_bf16_supported(
+            including_emulation=False):
         cfg.optim_wrapper.type = 'AmpOptimWrapper'
+        cfg.optim_wrapper.setdefault('dtype', 'float16')
         cfg.optim_wrapper.setdefault('loss_scale', 'dynamic')
     else:
         cfg.optim_wrapper.type = 'AutocastOptimWrapper'
         cfg.optim_wrapper.setdefault('dtype', 'bfloat16')
-    print_log(f'--amp: optim_wrapper.type set to {cfg.optim_wrapper.type}.',
-              logger='current')
+    print_log(
+        f'--amp: optim_wrapper.type set to {cfg.optim_wrapper.type} '
+        f'(dtype {cfg.optim_wrapper.dtype}).',
+        logger='current')

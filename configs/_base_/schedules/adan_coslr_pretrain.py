@@ -1,10 +1,12 @@
 # Official LMD pretraining recipe: Adan, lr = base_lr * batch / 256,
 # weight decay 0.05 except norms, biases, position embeddings and tokens,
 # gradient-norm clip 10, 1 warm-up epoch then cosine to 1e-8.
+# lmd_toolkit's Adan (lmd_toolkit/engine/optimizers.py): the same update as
+# mmpretrain.Adan, as one multi-tensor (foreach) call over all param groups.
 optim_wrapper = dict(
     type='OptimWrapper',
     optimizer=dict(
-        type='mmpretrain.Adan',
+        type='Adan',
         lr=3e-4 * 64 / 256,
         betas=(0.98, 0.92, 0.90),
         eps=1e-8,

@@ -56,25 +56,45 @@ def random_masking(x: Tensor,
         ``ids_restore`` ``(B, L)`` such that gathering
         ``cat([x_kept, mask_tokens], 1)`` with it restores the original order.
     """
+    B, L, C = x.shape
+    ids_keep, mask, ids_restore = _draw_mask(B, L, mask_ratio, x.dtype,
+                                             x.device, generator)
+    x_kept = torch.gather(x, 1, ids_keep[..., None].expand(-1, -1, C))
+    return x_kept, mask, ids_restore  # (B, K, C), (B, L), (B, L)
+
+
+@torch.compiler.disable
+def _draw_mask(B: int, L: int, mask_ratio: float, dtype: torch.dtype,
+               device: torch.device, generator: Optional[Generators]
+               ) -> Tuple[Tensor, Tensor, Tensor]:
+    """The random draw of :func:`random_masking`: ``ids_keep (B, K)``,
+    ``mask (B, L)`` and ``ids_restore (B, L)``.
+
+    Always eager (a graph break under ``torch.compile``): the float
+    ``mask_ratio`` and ``K = int(L * (1 - mask_ratio))`` never enter a
+    compiled graph, where turning the float into a size makes dynamo
+    specialise on, and recompile for, every ratio of the schedule.
+    ``ids_keep`` is marked dynamic in ``K``, so that the graph after it
+    (gather, encoder, decoder, loss) serves every token count.
+    """
     if not 0.0 <= mask_ratio < 1.0:
         raise ValueError(f'random_masking: mask_ratio must satisfy '
                          f'0 <= mask_ratio < 1, got {mask_ratio!r}.')
-    B, L, C = x.shape
     len_keep = int(L * (1 - mask_ratio))
     if isinstance(generator, (list, tuple)):
         if len(generator) != B:
             raise ValueError(f'random_masking: got {len(generator)} '
                              f'generators for a batch of {B} samples.')
         noise = torch.stack([
-            torch.rand(L, device=x.device, generator=g) for g in generator
+            torch.rand(L, device=device, generator=g) for g in generator
         ])  # (B, L)
     else:
-        noise = torch.rand(B, L, device=x.device, generator=generator)
+        noise = torch.rand(B, L, device=device, generator=generator)
     ids_shuffle = torch.argsort(noise, dim=1)  # ascending: first = kept
     ids_restore = torch.argsort(ids_shuffle, dim=1)  # inverse permutation
     ids_keep = ids_shuffle[:, :len_keep]  # (B, K)
-    x_kept = torch.gather(x, 1, ids_keep[..., None].expand(-1, -1, C))
-    mask = torch.ones(B, L, device=x.device, dtype=x.dtype)
+    mask = torch.ones(B, L, device=device, dtype=dtype)
     mask[:, :len_keep] = 0
     mask = torch.gather(mask, 1, ids_restore)  # back to the original order
-    return x_kept, mask, ids_restore
+    torch._dynamo.maybe_mark_dynamic(ids_keep, 1)
+    return ids_keep, mask, ids_restore
