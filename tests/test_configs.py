@@ -131,3 +131,22 @@ def test_no_weight_decay_group_is_not_empty():
     assert 'backbone.cls_token' in no_decay_names
     assert 'backbone.norm.weight' in no_decay_names
     assert 'backbone.blocks.0.attn.qkv.weight' not in no_decay_names
+
+
+@pytest.mark.parametrize('config', LEAVES, ids=osp.basename)
+def test_latent_configs_train_from_a_cache_and_pixel_configs_do_not(config):
+    """Latent-first by default: every LMD config with a frozen autoencoder
+    projector encodes its training images once (LatentCacheDataset naming
+    the image dataset, built by the LatentCacheHook of its runtime); pixel
+    and MAE configs get images, never a cache they could not build."""
+    cfg = Config.fromfile(config)
+    dataset = cfg.train_dataloader.dataset
+    hooks = {h.get('type') for h in cfg.default_hooks.values() if h}
+    projector = cfg.model.get('projector') or {}
+    latent = projector.get('type') in ('KLVAEProjector', 'VQGANProjector')
+    cached = dataset.type == 'LatentCacheDataset' and not dataset.get(
+        'encode_on_the_fly', False)
+    assert cached == latent, (config, dataset.type)
+    if cached:
+        assert 'dataset' in dataset and 'LatentCacheHook' in hooks
+        assert dataset.get('num_views', 1) >= 1
