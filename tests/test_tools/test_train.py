@@ -141,6 +141,6 @@ def test_print_config_merges_bases_and_overrides():
     ])
     out = proc.stdout
     assert "type='PiecewiseMaskRatio'" in out  # leaf override of the cs base
-    assert "type='mmpretrain.Adan'" in out  # schedule base
+    assert "type='Adan'" in out  # schedule base (lmd_toolkit's foreach Adan)
     assert 'batch_size=7' in out
     assert "default_scope = 'lmd_toolkit'" in out
