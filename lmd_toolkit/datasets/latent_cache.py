@@ -670,6 +670,10 @@ class LatentCacheDataset(BaseDataset):
                            batch_size=self.batch_size, seed=self.seed,
                            num_workers=self.num_workers)
         self._open(cache_dir)
+        # Fail before training, not at its first batch; an uncalibrated
+        # 'auto' scale factor takes the cache's value here.
+        projector.check_fingerprint(self.manifest['projector'],
+                                    where=f'latent cache {cache_dir}')
 
     # -------------------------------------------------------------- reading
     def full_init(self) -> None:
