@@ -59,7 +59,7 @@ import time
 from typing import Dict, List, Optional, Sequence
 
 # OpenMP threads that spin while waiting make step times swing several-fold
-# on a shared CPU (docs/reference: ENVIRONMENT); set before torch loads.
+# on a shared CPU (docs/en/benchmarks.md); set before torch loads.
 os.environ.setdefault('OMP_WAIT_POLICY', 'PASSIVE')
 
 sys.path.insert(0, osp.dirname(osp.dirname(osp.dirname(
