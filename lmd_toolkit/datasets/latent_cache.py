@@ -32,7 +32,7 @@ from typing import List, Optional, Union
 import numpy as np
 import torch
 from mmengine.dataset import BaseDataset
-from mmengine.dist import (barrier, broadcast, broadcast_object_list,
+from mmengine.dist import (all_reduce, broadcast, broadcast_object_list,
                            get_dist_info)
 from mmengine.logging import print_log
 from mmengine.utils import ProgressBar
@@ -333,9 +333,11 @@ def build_latent_cache(projector: torch.nn.Module,
             bar.update(len(rows) * world_size)
     seconds = time.perf_counter() - start
     del array
-    if world_size > 1:
-        seconds = _gather_max(seconds)
-        barrier()
+    # The slowest rank's time; the collective also waits for every rank's
+    # chunks to be flushed (a no-op in one process).
+    slowest = torch.tensor([seconds], dtype=torch.float64)
+    all_reduce(slowest, op='max')
+    seconds = float(slowest)
     if rank == 0:
         done = np.load(osp.join(out_dir, PROGRESS_FILE)).astype(bool)
         manifest['num_done'] = sum(len(chunk_rows(c)) for c in
@@ -370,14 +372,6 @@ class _ViewRows(torch.utils.data.Dataset):
     def __getitem__(self, row: int):
         index, view = divmod(row, self.num_views)
         return load_view(self.dataset, index, view, self.seed)['inputs']
-
-
-def _gather_max(value: float) -> float:
-    """The largest ``value`` over all ranks."""
-    import torch.distributed as dist
-    t = torch.tensor([value], dtype=torch.float64)
-    dist.all_reduce(t, op=dist.ReduceOp.MAX)
-    return float(t)
 
 
 def _prepare_files(out_dir: str, manifest: dict, force: bool,
