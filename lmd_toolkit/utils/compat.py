@@ -29,15 +29,34 @@ variable for any of them.
    ``BaseDataPreprocessor.cast_data`` (guards on metainfo strings) make
    dynamo fail or recompile every batch: :func:`exclude_plumbing_from_compile`
    runs both eagerly.
+5. Checkpoint metadata is data, never code (docs/en/reliability.md).
+   mmengine's local and HTTP checkpoint loaders call ``torch.load`` without
+   an explicit ``weights_only`` (or with ``weights_only=False``), so
+   ``TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD=1`` in the environment made them
+   unpickle anything; ``Runner.resume`` runs ``meta['config']`` through
+   ``Config.fromstring``, which executes it. :func:`safe_mmengine_loading`
+   re-registers both loaders with an explicit ``weights_only=True`` and
+   readable errors (:func:`~lmd_toolkit.utils.fileio.safe_torch_load`), and
+   makes ``Runner.load_checkpoint`` drop ``meta['config']`` (executable text)
+   before ``resume`` sees it; the toolkit compares recorded configs with
+   :mod:`lmd_toolkit.utils.config_text`, which parses literals only.
+6. mmengine's ``LocalBackend.put`` / ``put_text`` (checkpoints, dumped
+   configs) write in place, so a crash or a full disk left a truncated file
+   under the final name: :func:`atomic_local_backend` routes them through
+   :func:`~lmd_toolkit.utils.fileio.atomic_write`.
 """
+import logging
 import os
+import os.path as osp
 import subprocess
-from typing import List
+from typing import List, Optional
 
 import numpy as np
 import torch
 import torch.distributed as dist
 from mmengine.logging import print_log
+
+from .fileio import atomic_write, safe_torch_load
 
 MODEL_WRAPPER = 'lmd_toolkit.LMDDistributedDataParallel'
 
@@ -169,7 +188,100 @@ def exclude_plumbing_from_compile() -> None:
         setattr(owner, name, eager)
 
 
+def _load_local_checkpoint(filename: str, map_location=None):
+    """mmengine's local-file checkpoint loader, with the safe loader chosen
+    explicitly and one readable error for a missing or truncated file."""
+    filename = osp.expanduser(filename)
+    return safe_torch_load(
+        filename,
+        role='Checkpoint',
+        fix='Pass the path of a complete checkpoint (a half-written file '
+        'is left by a crash during saving; the previous checkpoint in the '
+        'same folder is intact).',
+        map_location=map_location)
+
+
+def _load_http_checkpoint(filename: str,
+                          map_location=None,
+                          model_dir: Optional[str] = None,
+                          progress: bool = False):
+    """mmengine's HTTP(S) checkpoint loader with ``weights_only=True``
+    (torch.hub's default is False). Rank 0 downloads first."""
+    from mmengine.dist import get_dist_info
+    rank, world_size = get_dist_info()
+
+    def load():
+        return torch.hub.load_state_dict_from_url(
+            filename, model_dir=model_dir, map_location=map_location,
+            progress=progress, weights_only=True)
+
+    checkpoint = load() if rank == 0 else None
+    if world_size > 1:
+        dist.barrier()
+        if rank > 0:
+            checkpoint = load()
+    return checkpoint
+
+
+def _drop_executable_meta(load_checkpoint):
+    """Wrap ``Runner.load_checkpoint``: remove ``meta['config']`` (text that
+    ``Runner.resume`` would execute) from the loaded checkpoint."""
+
+    def load_checkpoint_without_code(self, filename, *args, **kwargs):
+        checkpoint = load_checkpoint(self, filename, *args, **kwargs)
+        meta = checkpoint.get('meta') if isinstance(checkpoint, dict) else None
+        if isinstance(meta, dict) and 'config' in meta:
+            meta.pop('config')
+            print_log(
+                f"{filename}: ignored meta['config'] (config text is never "
+                'executed; the recorded meta[\'cfg\'] is compared as data).',
+                logger='current', level=logging.WARNING)
+        return checkpoint
+
+    load_checkpoint_without_code._lmd_safe = True
+    return load_checkpoint_without_code
+
+
+def safe_mmengine_loading() -> None:
+    """Shim 5: mmengine's checkpoint loaders with ``weights_only=True``
+    passed explicitly, and no execution of a checkpoint's config text.
+    Idempotent."""
+    from mmengine.runner import Runner
+    from mmengine.runner import checkpoint as mm_checkpoint
+    loader = mm_checkpoint.CheckpointLoader
+    loader.register_scheme('', _load_local_checkpoint, force=True)
+    loader.register_scheme(('http://', 'https://'), _load_http_checkpoint,
+                           force=True)
+    # Other mmengine schemes (torchvision://, open-mmlab://) call these
+    # module functions by name.
+    mm_checkpoint.load_from_local = _load_local_checkpoint
+    mm_checkpoint.load_from_http = _load_http_checkpoint
+    if not getattr(Runner.load_checkpoint, '_lmd_safe', False):
+        Runner.load_checkpoint = _drop_executable_meta(Runner.load_checkpoint)
+
+
+def _atomic_put(self, obj: bytes, filepath) -> None:
+    with atomic_write(str(filepath), 'wb') as f:
+        f.write(obj)
+
+
+def _atomic_put_text(self, obj: str, filepath, encoding: str = 'utf-8'
+                     ) -> None:
+    with atomic_write(str(filepath), 'w', encoding=encoding) as f:
+        f.write(obj)
+
+
+def atomic_local_backend() -> None:
+    """Shim 6: mmengine's local file backend writes through a temporary file
+    and a rename. Idempotent."""
+    from mmengine.fileio.backends import LocalBackend
+    LocalBackend.put = _atomic_put
+    LocalBackend.put_text = _atomic_put_text
+
+
 def apply_compat_shims() -> None:
     """Apply the process-wide shims (idempotent)."""
     allow_mmengine_checkpoint_globals()
     exclude_plumbing_from_compile()
+    safe_mmengine_loading()
+    atomic_local_backend()

@@ -146,3 +146,32 @@ def test_init_cpu_distributed_names_missing_variables(monkeypatch):
                        'tools/dist_train.sh'):
         init_cpu_distributed('pytorch')
     assert init_cpu_distributed('none') is False
+
+
+ATOMIC_PUT = textwrap.dedent('''
+    import sys
+    from mmengine.fileio.backends import LocalBackend
+    if sys.argv[2] == 'shim':
+        from lmd_toolkit.utils.compat import atomic_local_backend
+        atomic_local_backend()
+    path = sys.argv[1]
+    LocalBackend().put(b'good checkpoint', path)
+    try:
+        LocalBackend().put('not bytes: the write fails', path)
+    except TypeError:
+        pass
+    print('CONTENT', open(path, 'rb').read())
+''')
+
+
+@pytest.mark.parametrize('mode', ['plain', 'shim'])
+def test_local_backend_shim_keeps_the_old_file_on_a_failed_write(
+        tmp_path, mode):
+    """mmengine's put truncates the target before writing: a failure loses
+    the previous file. Through the shim the old bytes stay."""
+    proc = run_python(ATOMIC_PUT, str(tmp_path / 'ckpt.pth'), mode)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    expected = "b'good checkpoint'" if mode == 'shim' else "b''"
+    assert f'CONTENT {expected}' in proc.stdout
+    assert sorted(p.name for p in tmp_path.iterdir()) == ['ckpt.pth']
+
