@@ -13,6 +13,7 @@ from mmengine.dataset import BaseDataset
 from PIL import Image
 
 from lmd_toolkit.registry import DATASETS
+from .transforms.checks import run_pipeline
 
 # Every usable photo, in a fixed order. Other images of ``skimage.data``
 # download on first use and fail offline: never add them here.
@@ -252,4 +253,4 @@ class EmbeddedPhotos(BaseDataset):
         data_info['img'] = img
         data_info['img_shape'] = img.shape[:2]
         data_info['ori_shape'] = img.shape[:2]
-        return self.pipeline(data_info)
+        return run_pipeline(self.pipeline, data_info, 'EmbeddedPhotos')

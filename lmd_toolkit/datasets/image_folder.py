@@ -9,6 +9,7 @@ from mmengine.dataset import BaseDataset
 from lmd_toolkit.registry import DATASETS
 from .image_io import (IMG_EXTENSIONS, ImageReadWarning, check_image_header,
                        has_image_extension, read_rgb_image, warn_once)
+from .transforms.checks import run_pipeline
 
 
 @DATASETS.register_module()
@@ -25,8 +26,12 @@ class ImageFolderDataset(BaseDataset):
     ``img_shape`` and ``ori_shape`` (both ``(H, W)``) to the data item. A
     file that still fails to decode warns and, in training, is replaced by
     another random index (mmengine's refetch); with ``test_mode=True`` it
-    raises an error naming the file. Labels are not read: the toolkit's
-    pretraining is self-supervised.
+    raises an error naming the file (and so does a latent cache build, which
+    needs every image). The reasons of skipped files are kept in
+    :attr:`unreadable` (path -> reason). An image smaller than a crop of the
+    pipeline (a ``CenterCrop`` without a resize before it) raises
+    ``ImageTooSmallError`` naming the image, its size and the crop. Labels
+    are not read: the toolkit's pretraining is self-supervised.
 
     Args:
         data_root (str): The folder to scan, or the root that
@@ -71,6 +76,7 @@ class ImageFolderDataset(BaseDataset):
                              f'got {extensions!r}')
         self.extensions = tuple(ext.lower() for ext in extensions)
         self.check_files = check_files
+        self.unreadable = {}
         super().__init__(
             data_root=data_root,
             data_prefix=data_prefix,
@@ -105,7 +111,9 @@ class ImageFolderDataset(BaseDataset):
             path = osp.join(folder, relative)
             problem = check_image_header(path) if self.check_files else None
             if problem is not None:
-                warnings.warn(f'{path}: skipped, {problem}', ImageReadWarning)
+                warnings.warn(f'{path}: skipped, {problem} '
+                              f'(ImageFolderDataset {folder!r})',
+                              ImageReadWarning)
                 continue
             data_list.append(dict(img_path=path))
         if not data_list:
@@ -132,14 +140,17 @@ class ImageFolderDataset(BaseDataset):
         except Exception as error:
             if self.test_mode:
                 raise RuntimeError(
-                    f'ImageFolderDataset: cannot decode image file {path!r} '
-                    f'(index {idx}): {error}. Replace or delete the file.'
-                ) from error
+                    f'ImageFolderDataset ({self.folder!r}): cannot decode '
+                    f'image file {path!r} (index {idx}): {error}. Replace or '
+                    'delete the file.') from error
+            self.unreadable[path] = f'cannot be decoded: {error}'
             warn_once(
                 path, 'decode', f'{path}: cannot be decoded ({error}); '
-                'skipped, another image is drawn instead')
+                f'skipped by ImageFolderDataset ({self.folder!r}), another '
+                'image is drawn instead')
             return None
         data_info['img'] = img
         data_info['img_shape'] = img.shape[:2]
         data_info['ori_shape'] = img.shape[:2]
-        return self.pipeline(data_info)
+        return run_pipeline(self.pipeline, data_info,
+                            f'ImageFolderDataset ({self.folder!r})')

@@ -1,7 +1,8 @@
 # The latent demo config shrunk for tests: a random tiny-f8 KL-VAE with the
 # 'auto' scale factor (calibrated once, by the cache), 2+1 blocks, 24
 # training crops x 2 views encoded once in chunks of 5 rows, 4 iterations.
-# Tests set train_dataloader.dataset.cache_dir to a temporary folder.
+# Tests set train_dataloader.dataset.cache_dir to a temporary folder. The
+# projector is random on purpose: allow_random_projector=True.
 _base_ = ['../../configs/lmd_vit-tiny_klvae_photos_cs.py']
 
 model = dict(
@@ -10,7 +11,11 @@ model = dict(
     neck=dict(embed_dims=48, decoder_embed_dims=32, decoder_depth=1))
 train_dataloader = dict(
     batch_size=4,
-    dataset=dict(dataset=dict(num_crops=24), num_views=2, batch_size=5))
+    dataset=dict(
+        dataset=dict(num_crops=24),
+        num_views=2,
+        batch_size=5,
+        allow_random_projector=True))
 val_dataloader = dict(batch_size=8, dataset=dict(num_crops=8))
 test_dataloader = val_dataloader
 

@@ -50,7 +50,8 @@ def preprocessor():
 
 def latent_dataset(root, **kwargs):
     args = dict(cache_dir=str(root), dataset=IMAGES, num_views=2,
-                batch_size=4, dtype='fp32')
+                batch_size=4, dtype='fp32',
+                allow_random_projector=True)  # seeded random projectors
     args.update(kwargs)
     return LatentCacheDataset(**args)
 
@@ -88,7 +89,8 @@ def test_prepare_encodes_seeded_views_and_names_the_folder(tmp_path):
     # the same bytes as a cache made by hand of the same request
     images = DATASETS.build(IMAGES)
     build_latent_cache(p, images, str(tmp_path / 'by_hand'), preprocessor(),
-                       IMAGES, num_views=2, dtype='fp32', batch_size=4)
+                       IMAGES, num_views=2, dtype='fp32', batch_size=4,
+                       allow_random_projector=True)
     a = np.load(osp.join(folder, 'latents.npy'))
     b = np.load(str(tmp_path / 'by_hand' / 'latents.npy'))
     assert a.shape == (12, 4, 8, 8) and np.array_equal(a, b)
@@ -158,7 +160,7 @@ def test_interrupted_build_resumes_to_the_same_bytes(tmp_path):
     folder = ds.cache_dir_for(p)
     m = build_latent_cache(p, DATASETS.build(IMAGES), folder, preprocessor(),
                            IMAGES, num_views=2, dtype='fp32', batch_size=4,
-                           max_chunks=2)
+                           max_chunks=2, allow_random_projector=True)
     assert m['state'] == 'in_progress' and m['num_done'] == 8
     scale = float(p.scale_factor)
     p2 = projector(scale_factor='auto')  # a new run: not calibrated yet

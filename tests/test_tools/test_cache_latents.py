@@ -15,7 +15,7 @@ def test_cli_interrupt_then_resume(tmp_path):
     root = str(tmp_path / 'cache')
     args = [
         'tools/misc/cache_latents.py', CONFIG, '--views', '2',
-        '--batch-size', '3', '--cfg-options',
+        '--batch-size', '3', '--allow-random-projector', '--cfg-options',
         'model.projector.checkpoint=None', 'model.projector.scale_factor=1.0',
         'train_dataloader.dataset.dataset.num_crops=3',
         f'train_dataloader.dataset.cache_dir={root}'

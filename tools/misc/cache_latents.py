@@ -3,6 +3,7 @@ cache (docs/en/latent_cache.md).
 
     python tools/misc/cache_latents.py CONFIG [--out DIR] [--split train]
         [--views K] [--dtype fp16|fp32] [--batch-size N] [--force]
+        [--allow-random-projector]
 
 Training builds the cache of a latent-first config by itself; this tool
 builds it beforehand (e.g. on another machine): for a ``LatentCacheDataset``
@@ -10,7 +11,10 @@ with an image ``dataset`` it encodes that dataset with the dataset's views,
 dtype, seed and chunk size into the very folder the training run will look
 in. For an image dataset it writes to ``--out`` (default
 ``data/latent_cache/<config name>_<split>``). Rerunning the same command
-resumes an interrupted cache and leaves a complete one alone.
+resumes an interrupted cache and leaves a complete one alone. A projector
+without weights (``model.projector.checkpoint=None``) is refused unless
+``--allow-random-projector`` is given (or the ``LatentCacheDataset`` config
+sets ``allow_random_projector=True``).
 """
 import argparse
 import os.path as osp
@@ -49,6 +53,10 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument('--force', action='store_true',
                         help='recompute a complete cache / replace a cache '
                         'of another request in --out')
+    parser.add_argument('--allow-random-projector', action='store_true',
+                        help='encode with a projector whose weights are '
+                        'not loaded (model.projector.checkpoint=None), for '
+                        'tests and ablations')
     parser.add_argument('--max-chunks', type=int, default=None,
                         help='stop after this many chunks (to test resume)')
     parser.add_argument('--cfg-options', nargs='+', action=DictAction,
@@ -77,6 +85,9 @@ def main() -> None:
     dataset = loader.dataset.to_dict()
     request = dict(num_views=1, dtype='fp16', batch_size=16, seed=0)
     out = args.out
+    allow_random = args.allow_random_projector or bool(
+        dataset.get('type') == 'LatentCacheDataset'
+        and dataset.get('allow_random_projector'))
     if dataset.get('type') == 'LatentCacheDataset':
         if 'dataset' not in dataset:
             raise SystemExit(f'{args.split}_dataloader.dataset of '
@@ -103,6 +114,7 @@ def main() -> None:
         force=args.force,
         max_chunks=args.max_chunks,
         config_file=args.config,
+        allow_random_projector=allow_random,
         **request)
     print(f'{out}: {manifest["num_done"]}/{manifest["num_rows"]} latents '
           f'{manifest["latent_shape"]} {manifest["dtype"]}, '

@@ -9,6 +9,10 @@ scale=64)``: under ``default_scope='lmd_toolkit'`` mmengine resolves the
 mmpretrain. The toolkit's own transforms below are named without a prefix,
 e.g. ``dict(type='RandomColorField', prob=0.25)``.
 """
+from .checks import ImageTooSmallError, crop_size_of, run_pipeline
 from .color import RandomChannelShuffle, RandomColorField
 
-__all__ = ['RandomColorField', 'RandomChannelShuffle']
+__all__ = [
+    'RandomColorField', 'RandomChannelShuffle', 'ImageTooSmallError',
+    'crop_size_of', 'run_pipeline'
+]

@@ -1,7 +1,6 @@
 """Builds (or reuses) the latent caches of a run's datasets before it
 trains, with the model's own projector."""
 import json
-import os
 import os.path as osp
 import time
 from typing import Iterator
@@ -12,6 +11,8 @@ from mmengine.model import is_model_wrapper
 
 from lmd_toolkit.datasets.latent_cache import LatentCacheDataset
 from lmd_toolkit.registry import HOOKS
+from lmd_toolkit.utils.fileio import UnreadableFileError, atomic_write
+from lmd_toolkit.utils.rng import preserved_rng_state
 
 
 def _latent_datasets(dataset) -> Iterator[LatentCacheDataset]:
@@ -86,8 +87,11 @@ class LatentCacheHook(Hook):
                 f'to encode its images; {type(model).__name__} has none. Use '
                 'the image dataset itself for this model.')
         start = time.perf_counter()
-        for dataset in pending:
-            dataset.prepare(projector, model.data_preprocessor)
+        # Encoding happens in a first run, not in a second one that finds
+        # the cache: it must not move the random states training draws from.
+        with preserved_rng_state():
+            for dataset in pending:
+                dataset.prepare(projector, model.data_preprocessor)
         seconds = time.perf_counter() - start
         total = runner.message_hub.get_info('latent_cache_seconds',
                                             0.0) + seconds
@@ -101,19 +105,26 @@ class LatentCacheHook(Hook):
     @staticmethod
     def _record(work_dir: str, datasets: list, seconds: float) -> None:
         """``<work_dir>/latent_cache.json``: the caches used and the seconds
-        spent encoding (or finding) them in this run."""
+        spent encoding (or finding) them in this run. Written with
+        ``atomic_write``; a damaged record is an error naming it (it is not
+        overwritten)."""
         path = osp.join(work_dir, 'latent_cache.json')
         record = dict(seconds=round(seconds, 3), caches=[])
         if osp.isfile(path):
-            with open(path) as f:
-                record['caches'] = json.load(f).get('caches', [])
+            try:
+                with open(path, encoding='utf-8') as f:
+                    record['caches'] = list(json.load(f).get('caches', []))
+            except (ValueError, OSError, AttributeError, TypeError) as e:
+                raise UnreadableFileError(
+                    path, 'Latent cache record of the run',
+                    f'is truncated or not the expected JSON ({e})',
+                    f'Delete {path} (it only lists the caches of earlier '
+                    'runs) and rerun.') from e
         for d in datasets:
             record['caches'].append(
                 dict(cache_dir=d.cache_dir,
                      on_the_fly=d.encode_on_the_fly,
                      encode_seconds=None if d.manifest is None else
                      d.manifest.get('encode_seconds')))
-        os.makedirs(work_dir, exist_ok=True)
-        with open(path + '.tmp', 'w') as f:
+        with atomic_write(path) as f:
             json.dump(record, f, indent=2)
-        os.replace(path + '.tmp', path)
