@@ -11,7 +11,11 @@ extensions). Images are resized and centre-cropped to the model input size
 (docs/en/inference.md). Writes one PNG per image, ``NNNN_<name>.png`` (input
 | masked | reconstruction; with ``--sample``: input | start | every step's
 estimate | final) and ``grid.png`` (the first 64 rows). Existing outputs are
-never overwritten without ``--force``.
+never overwritten without ``--force``; every PNG is written atomically (a
+failed run leaves no half-written file). The checkpoint must fit the config's
+model exactly (``init_model`` loads it strictly); ``--batch-size``,
+``--steps`` and ``--num-samples`` must be positive, checked by the argument
+parser before anything is built.
 """
 import argparse
 import os
@@ -22,7 +26,6 @@ from typing import List
 sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))
 
 import torch  # noqa: E402
-from PIL import Image  # noqa: E402
 from tqdm import tqdm  # noqa: E402
 
 from lmd_toolkit.apis import build_mask_scheduler  # noqa: E402
@@ -32,6 +35,11 @@ from lmd_toolkit.datasets.image_io import IMG_EXTENSIONS  # noqa: E402
 from lmd_toolkit.datasets.image_io import has_image_extension  # noqa: E402
 from lmd_toolkit.engine.hooks.reconstruction_hook import \
     make_grid  # noqa: E402
+from lmd_toolkit.engine.hooks.reconstruction_hook import \
+    save_png  # noqa: E402
+from lmd_toolkit.utils.fileio import UnreadableFileError  # noqa: E402
+from lmd_toolkit.utils.state_dict import StateDictMismatchError  # noqa: E402,E501
+from lmd_toolkit.utils.validate import positive_int  # noqa: E402
 
 GRID_ROWS = 64
 
@@ -51,7 +59,7 @@ def parse_args() -> argparse.Namespace:
         help='fraction of latent tokens removed (default: the model\'s '
         'eval_mask_ratio; with --sample: the start ratio)')
     parser.add_argument('--seed', type=int, default=0)
-    parser.add_argument('--batch-size', type=int, default=16)
+    parser.add_argument('--batch-size', type=positive_int, default=16)
     parser.add_argument('--device', default='cpu')
     parser.add_argument('--autocast',
                         choices=['bf16', 'fp16'],
@@ -72,7 +80,8 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument('--sample',
                         action='store_true',
                         help='progressive unmasking sampler')
-    parser.add_argument('--steps', type=int, default=8, help='sampler steps')
+    parser.add_argument('--steps', type=positive_int, default=8,
+                        help='sampler steps')
     parser.add_argument('--scheduler',
                         help='registered mask scheduler of the sampler '
                         '(default: the one the model trained with)')
@@ -82,7 +91,7 @@ def parse_args() -> argparse.Namespace:
         help='--sample: start mask ratio (1.0 = fully masked; default: the '
         'schedule\'s first ratio, or 1.0 without inputs)')
     parser.add_argument('--num-samples',
-                        type=int,
+                        type=positive_int,
                         default=4,
                         help='--sample without inputs: number of samples')
     return parser.parse_args()
@@ -119,7 +128,7 @@ def output_names(files: List[str], count: int) -> List[str]:
 
 
 def save(path: str, row: List[torch.Tensor]) -> None:
-    Image.fromarray(make_grid([[img.float() for img in row]])).save(path)
+    save_png(path, make_grid([[img.float() for img in row]]))
 
 
 def main() -> None:
@@ -203,7 +212,7 @@ def main() -> None:
         bar.update(len(batch_rows))
     bar.close()
     grid = make_grid([[img.float() for img in row] for row in rows])
-    Image.fromarray(grid).save(osp.join(args.out, 'grid.png'))
+    save_png(osp.join(args.out, 'grid.png'), grid)
     print(f'wrote {count} image(s) and grid.png to {args.out}')
 
 
@@ -221,5 +230,6 @@ def _masked(out: dict, i: int, model: torch.nn.Module) -> torch.Tensor:
 if __name__ == '__main__':
     try:
         main()
-    except (ValueError, TypeError, FileNotFoundError) as error:
+    except (ValueError, TypeError, FileNotFoundError, UnreadableFileError,
+            StateDictMismatchError) as error:
         sys.exit(f'error: {error}')

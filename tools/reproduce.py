@@ -50,6 +50,7 @@ from mmengine.logging import print_log  # noqa: E402
 
 from lmd_toolkit.apis.pipelines import (ensure_stage1, set_budget,  # noqa: E402,E501
                                         train_in_process)
+from lmd_toolkit.utils.fileio import atomic_write  # noqa: E402
 from lmd_toolkit.utils.launch import load_config  # noqa: E402
 
 ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
@@ -296,7 +297,7 @@ def write_tables(tables: Dict[str, List[List[str]]], out_dir: str) -> str:
     """``<name>.md`` and ``<name>.csv`` per table; returns the Markdown."""
     text = []
     for name, rows in tables.items():
-        with open(osp.join(out_dir, f'{name}.csv'), 'w', newline='') as f:
+        with atomic_write(osp.join(out_dir, f'{name}.csv')) as f:
             csv.writer(f).writerows(rows)
         md = ['| ' + ' | '.join(rows[0]) + ' |',
               '|' + '---|' * len(rows[0])]
@@ -304,7 +305,7 @@ def write_tables(tables: Dict[str, List[List[str]]], out_dir: str) -> str:
         title = {'table1': 'Table 1: LMD schedules vs MAE',
                  'table5': 'Table 5: ablations'}[name]
         block = f'### {title}\n\n' + '\n'.join(md) + '\n'
-        with open(osp.join(out_dir, f'{name}.md'), 'w') as f:
+        with atomic_write(osp.join(out_dir, f'{name}.md')) as f:
             f.write(block)
         text.append(block)
     return '\n'.join(text)
@@ -338,7 +339,7 @@ def main(argv: Optional[List[str]] = None) -> None:
             results[key] = {'error': f'{type(exc).__name__}: {exc}'[:200]}
 
     text = write_tables(build_tables(results, labels), args.work_dir)
-    with open(osp.join(args.work_dir, 'results.json'), 'w') as f:
+    with atomic_write(osp.join(args.work_dir, 'results.json')) as f:
         json.dump(dict(suite=args.suite, iters=args.iters, rows=results), f,
                   indent=2)
     if done:

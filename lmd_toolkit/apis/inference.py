@@ -27,6 +27,7 @@ from lmd_toolkit.datasets.image_io import read_rgb_image
 from lmd_toolkit.models.layers import patchify
 from lmd_toolkit.models.layers.masking import seeded_generators
 from lmd_toolkit.registry import MODELS
+from lmd_toolkit.utils.state_dict import strip_prefixes
 
 ImageInput = Union[str, os.PathLike, Image.Image, np.ndarray, Tensor]
 ImagesInput = Union[ImageInput, Sequence[ImageInput]]
@@ -50,7 +51,8 @@ def init_model(config: Union[str, Config],
         checkpoint (str, optional): A training checkpoint of this toolkit
             (``iter_*.pth``; only ``state_dict`` is read). Without it the
             model keeps its initial weights (``init_weights()`` is run), for
-            timing. Defaults to None.
+            timing. Read with the safe loader and checked key by key
+            (:func:`load_checkpoint_strict`). Defaults to None.
         device (str | torch.device): Where the model runs. Defaults to 'cpu'.
         cfg_options (dict, optional): Overrides merged into the config, e.g.
             ``{'model.projector.checkpoint': None}``. Defaults to None.
@@ -58,9 +60,14 @@ def init_model(config: Union[str, Config],
     Returns:
         nn.Module: The ``LatentMaskingDiffusion`` in eval mode, with the
         config attached as ``model.cfg``.
+
+    Raises:
+        UnreadableFileError: The checkpoint is empty, truncated or not a
+            torch file.
+        StateDictMismatchError: Its weights do not fit the model built from
+            ``config`` (missing, unexpected or mis-shaped keys listed).
     """
     from lmd_toolkit.utils import register_all_modules
-    from mmengine.runner import load_checkpoint
 
     if isinstance(config, (str, os.PathLike)):
         if not osp.isfile(config):
@@ -87,13 +94,133 @@ def init_model(config: Union[str, Config],
         if not osp.isfile(checkpoint):
             raise FileNotFoundError(
                 f'init_model: checkpoint not found: {checkpoint}')
-        load_checkpoint(model,
-                        checkpoint,
-                        map_location='cpu',
-                        strict=True,
-                        logger='silent')
+        load_checkpoint_strict(model, checkpoint)
     model.cfg = config
     return model.to(device).eval()
+
+
+#: Role and fix of the file in the errors of :func:`load_checkpoint_strict`.
+EVAL_CHECKPOINT_ROLE = 'Evaluation checkpoint'
+EVAL_CHECKPOINT_FIX = ('Evaluate with the config the checkpoint was trained '
+                       'with (saved in its work_dir), or pass a checkpoint '
+                       'of this config; a truncated file cannot be repaired: '
+                       'use an earlier checkpoint or train again.')
+
+
+def checkpoint_state_dict(obj, path: str,
+                          role: str = EVAL_CHECKPOINT_ROLE,
+                          fix: str = EVAL_CHECKPOINT_FIX) -> Dict[str, Tensor]:
+    """The weights of a loaded checkpoint: its ``state_dict`` entry (mmengine
+    training checkpoints) or the object itself (a bare state dict).
+
+    Raises:
+        UnreadableFileError: ``obj`` holds no dict of tensors.
+    """
+    from lmd_toolkit.utils.fileio import UnreadableFileError
+    state_dict = obj.get('state_dict', obj) if isinstance(obj, dict) else obj
+    if not isinstance(state_dict, dict) or not any(
+            isinstance(v, Tensor) for v in state_dict.values()):
+        raise UnreadableFileError(
+            path, role, 'holds no state dict (neither a "state_dict" entry '
+            f'nor tensors at the top level; got {type(obj).__name__})', fix)
+    return state_dict
+
+
+def _own_projector_prefixes(model: torch.nn.Module,
+                            state_dict: Dict[str, Tensor]) -> List[str]:
+    """Prefixes of projectors that load their own ``checkpoint`` file and of
+    which ``state_dict`` holds no key at all (the one legitimately partial
+    case: weights saved without the frozen projector)."""
+    from lmd_toolkit.models.projectors.base import BaseProjector
+    prefixes = []
+    for name, module in model.named_modules():
+        if not name or not isinstance(module, BaseProjector) or getattr(
+                module, 'checkpoint', None) is None:
+            continue
+        prefix = name + '.'
+        if not any(k.startswith(prefix) for k in state_dict) and any(
+                True for _ in module.state_dict()):
+            prefixes.append(prefix)
+    return prefixes
+
+
+def check_checkpoint(model: torch.nn.Module,
+                     loaded: dict,
+                     checkpoint: str,
+                     role: str = EVAL_CHECKPOINT_ROLE,
+                     fix: str = EVAL_CHECKPOINT_FIX) -> List[str]:
+    """Raise unless a loaded checkpoint fits ``model`` exactly; load
+    nothing.
+
+    Args:
+        model (nn.Module): The model (a DDP wrapper is unwrapped).
+        loaded (dict): The checkpoint object (from the safe loader).
+        checkpoint (str): Its file (named in the errors).
+        role (str): What the file is for; starts the error messages.
+            Defaults to 'Evaluation checkpoint'.
+        fix (str): What to do; ends the error messages.
+
+    Returns:
+        list[str]: Prefixes of frozen projectors absent from the file that
+        load their own ``checkpoint`` instead (usually empty).
+
+    Raises:
+        UnreadableFileError: ``loaded`` holds no state dict.
+        StateDictMismatchError: Missing, unexpected or mis-shaped keys.
+    """
+    from lmd_toolkit.utils.state_dict import check_state_dict
+    state_dict = strip_prefixes(checkpoint_state_dict(loaded, checkpoint,
+                                                      role, fix))
+    module = getattr(model, 'module', model)
+    own = _own_projector_prefixes(module, state_dict)
+    check_state_dict(module, state_dict, checkpoint, role, fix,
+                     allow_missing=own)
+    return own
+
+
+def load_checkpoint_strict(model: torch.nn.Module,
+                           checkpoint: str,
+                           role: str = EVAL_CHECKPOINT_ROLE,
+                           fix: str = EVAL_CHECKPOINT_FIX,
+                           loaded: Optional[dict] = None) -> dict:
+    """Load a checkpoint into ``model`` only if it fits it exactly.
+
+    The file is read once with ``torch.load(weights_only=True)``
+    (``lmd_toolkit.utils.fileio.safe_torch_load``), its weights are checked
+    against the model (``lmd_toolkit.utils.state_dict.check_state_dict``)
+    and only then copied in. A frozen projector with its own
+    ``checkpoint`` may be absent from the file altogether; it is then loaded
+    from that file (``projector.init_weights()``).
+
+    Args:
+        model (nn.Module): The model (a DDP wrapper is unwrapped).
+        checkpoint (str): The file (named in the errors).
+        role (str): What the file is for; starts the error messages.
+            Defaults to 'Evaluation checkpoint'.
+        fix (str): What to do; ends the error messages.
+        loaded (dict, optional): The file's content when the caller has read
+            it already with the safe loader. Defaults to None (read here).
+
+    Returns:
+        dict: The loaded checkpoint object.
+
+    Raises:
+        UnreadableFileError: Missing, empty, truncated or no state dict.
+        StateDictMismatchError: Missing, unexpected or mis-shaped keys.
+    """
+    from lmd_toolkit.utils.compat import apply_compat_shims
+    from lmd_toolkit.utils.fileio import safe_torch_load
+    if loaded is None:
+        apply_compat_shims()  # mmengine checkpoints: data-only globals
+        loaded = safe_torch_load(checkpoint, role, fix)
+    own = check_checkpoint(model, loaded, checkpoint, role, fix)
+    state_dict = strip_prefixes(checkpoint_state_dict(loaded, checkpoint,
+                                                      role, fix))
+    module = getattr(model, 'module', model)
+    module.load_state_dict(state_dict, strict=not own)
+    for prefix in own:
+        module.get_submodule(prefix[:-1]).init_weights()
+    return loaded
 
 
 def input_size(model: torch.nn.Module) -> Tuple[int, int]:

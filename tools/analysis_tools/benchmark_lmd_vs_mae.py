@@ -60,6 +60,7 @@ from lmd_toolkit.engine.optim_wrappers import \
 from lmd_toolkit.models.layers.attention import Block  # noqa: E402
 from lmd_toolkit.registry import MODELS  # noqa: E402
 from lmd_toolkit.utils import register_all_modules  # noqa: E402
+from lmd_toolkit.utils.fileio import atomic_write  # noqa: E402
 from step_timing import (MatmulStep, count_flops,  # noqa: E402
                          device_peak_tflops, parse_ratios, round_robin,
                          schedule_mean_ratio)
@@ -328,8 +329,10 @@ def cached_latent_batch(projector_cfg: dict, img_size: int, batch_size: int,
     dataset_cfg = dict(type='EmbeddedPhotos', split='train',
                        crop_size=img_size, num_crops=num_images,
                        pipeline=[dict(type='mmpretrain.PackInputs')])
+    # Timing only: the projector's weights do not change the step time.
     write_latent_cache(projector_cfg, dataset_cfg, cache_dir, num_views=1,
-                       dtype='fp16', batch_size=min(num_images, 8))
+                       dtype='fp16', batch_size=min(num_images, 8),
+                       allow_random_projector=True)
     cache = LatentCacheDataset(cache_dir)
     return default_collate([cache[i % len(cache)] for i in range(batch_size)])
 
@@ -504,7 +507,7 @@ def run(args: argparse.Namespace) -> dict:
         peak_bf16_tflops=peak, rows=rows)
     print_result(result)
     if args.json:
-        with open(args.json, 'w') as f:
+        with atomic_write(args.json) as f:
             json.dump(result, f, indent=1)
     return result
 

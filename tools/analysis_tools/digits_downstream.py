@@ -110,7 +110,8 @@ def main(argv: Optional[List[str]] = None) -> Dict[str, Dict[str, float]]:
             return '    n/a' if v is None else f'{v:8.3f}'
         print(f'{name:28s} {r["top1"]:7.2f} {r["top5"]:7.2f} '
               f'{fmt(r["mat1"])} {fmt(r["mat5"])} {r["train_s"]:8.1f}')
-    with open(osp.join(work_dir, 'digits_downstream.json'), 'w') as f:
+    from lmd_toolkit.utils.fileio import atomic_write
+    with atomic_write(osp.join(work_dir, 'digits_downstream.json')) as f:
         json.dump(dict(pretrained=ckpt, runs=table), f, indent=2)
     return table
 

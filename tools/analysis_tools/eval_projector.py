@@ -13,7 +13,11 @@ by the projector's factor ``f`` (bicubic, antialiased) and enlarges it back
 Markdown table (mean and median of the per-crop PSNR, SSIM) and on how
 many crops the projector beats the baseline; writes
 ``<CHECKPOINT>.projector_eval.json`` (with every crop's PSNR) and a PNG grid
-(rows: ground truth, bicubic, projector) beside the checkpoint.
+(rows: ground truth, bicubic, projector) beside the checkpoint, both
+atomically (a failed run leaves earlier files untouched). ``--batch-size``
+and ``--num-images`` must be positive (checked by the argument parser before
+anything is built); a truncated checkpoint stops with one
+``UnreadableFileError`` naming the file.
 """
 import argparse
 import json
@@ -32,6 +36,9 @@ from PIL import Image  # noqa: E402
 from lmd_toolkit.evaluation import PSNR, SSIM  # noqa: E402
 from lmd_toolkit.registry import DATASETS, MODELS  # noqa: E402
 from lmd_toolkit.utils import register_all_modules  # noqa: E402
+from lmd_toolkit.utils.fileio import UnreadableFileError  # noqa: E402
+from lmd_toolkit.utils.fileio import atomic_write  # noqa: E402
+from lmd_toolkit.utils.validate import positive_int  # noqa: E402
 
 
 def parse_args() -> argparse.Namespace:
@@ -40,8 +47,8 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument('checkpoint', help='stage-1 checkpoint (iter_N.pth)')
     parser.add_argument('--split', choices=['val', 'test'], default='val',
                         help='dataloader of the config to evaluate on')
-    parser.add_argument('--batch-size', type=int, default=16)
-    parser.add_argument('--num-images', type=int, default=8,
+    parser.add_argument('--batch-size', type=positive_int, default=16)
+    parser.add_argument('--num-images', type=positive_int, default=8,
                         help='columns of the PNG grid')
     return parser.parse_args()
 
@@ -63,7 +70,8 @@ def save_grid(rows: list, path: str) -> None:
     """Rows of ``(N, 3, H, W)`` images in [0, 255] -> one PNG."""
     grid = torch.cat([torch.cat(list(r), dim=2) for r in rows], dim=1)
     img = grid.round().byte().permute(1, 2, 0).numpy()
-    Image.fromarray(np.ascontiguousarray(img)).save(path)
+    with atomic_write(path, 'wb') as f:
+        Image.fromarray(np.ascontiguousarray(img)).save(f, format='PNG')
 
 
 @torch.no_grad()
@@ -130,7 +138,7 @@ def main() -> None:
     print(f'The projector beats {baseline} on {wins} of {len(dataset)} '
           'crops (per-crop PSNR).')
     stem = args.checkpoint + '.projector_eval'
-    with open(stem + '.json', 'w') as f:
+    with atomic_write(stem + '.json') as f:
         json.dump(dict(config=args.config, checkpoint=args.checkpoint,
                        split=args.split, num_images=len(dataset),
                        results=results, projector_wins=wins,
@@ -141,4 +149,7 @@ def main() -> None:
 
 
 if __name__ == '__main__':
-    main()
+    try:
+        main()
+    except UnreadableFileError as error:  # one message, no traceback
+        sys.exit(f'error: {error}')

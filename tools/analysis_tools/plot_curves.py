@@ -30,6 +30,7 @@ matplotlib.use('Agg')
 import matplotlib.pyplot as plt  # noqa: E402
 
 from lmd_toolkit.evaluation.efficiency import smooth_losses  # noqa: E402
+from lmd_toolkit.utils.fileio import atomic_write  # noqa: E402
 
 EFFICIENCY_FILE = 'efficiency.json'
 SMOOTHED_KEYS = ('loss', )  # per-iteration noise; other keys as recorded
@@ -163,8 +164,8 @@ def plot_runs(runs: Sequence[Dict[str, list]],
                 ax.text(0.5, 0.5, f'no run recorded {key!r}',
                         ha='center', va='center', transform=ax.transAxes)
     fig.tight_layout()
-    os.makedirs(osp.dirname(osp.abspath(out)), exist_ok=True)
-    fig.savefig(out)
+    with atomic_write(out, 'wb') as f:  # the format follows the suffix
+        fig.savefig(f, format=osp.splitext(out)[1][1:].lower() or 'png')
     plt.close(fig)
     return out
 

@@ -8,7 +8,6 @@ Plugins registered through ``custom_imports`` (in ``--cfg-options`` or in an
 optional ``--config``) are plotted too.
 """
 import argparse
-import os
 import os.path as osp
 import sys
 
@@ -24,6 +23,7 @@ from mmengine.utils import import_modules_from_strings  # noqa: E402
 from lmd_toolkit.engine.hooks import build_mask_scheduler  # noqa: E402
 from lmd_toolkit.registry import MASK_SCHEDULERS  # noqa: E402
 from lmd_toolkit.utils import register_all_modules  # noqa: E402
+from lmd_toolkit.utils.fileio import atomic_write  # noqa: E402
 
 
 def parse_args() -> argparse.Namespace:
@@ -76,9 +76,8 @@ def main() -> None:
     ax.legend()
     ax.set_title('Mask-ratio schedules')
     fig.tight_layout()
-    out_dir = osp.dirname(osp.abspath(args.out))
-    os.makedirs(out_dir, exist_ok=True)
-    fig.savefig(args.out)
+    with atomic_write(args.out, 'wb') as f:  # the format follows the suffix
+        fig.savefig(f, format=osp.splitext(args.out)[1][1:].lower() or 'png')
     print(f'{len(curves)} schedules ({", ".join(curves)}) -> {args.out}')
 
 

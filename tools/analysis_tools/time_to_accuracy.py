@@ -72,6 +72,7 @@ from mmengine.config import Config, DictAction  # noqa: E402
 from lmd_toolkit.evaluation.probe import (PROBES, mean_std,  # noqa: E402
                                           pool_tokens, probe_accuracies,
                                           resplit_accuracies)
+from lmd_toolkit.utils.fileio import atomic_write  # noqa: E402
 
 ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 LMD_CONFIG = 'configs/time_to_accuracy/lmd_vit-tiny_klvae_digits-cache_cs.py'
@@ -665,19 +666,20 @@ def plot(result: dict, path: str) -> None:
         ax.grid(alpha=0.3)
         ax.legend(fontsize=8, loc='lower right')
     fig.tight_layout()
-    fig.savefig(path, dpi=110)
+    with atomic_write(path, 'wb') as f:
+        fig.savefig(f, format='png', dpi=110)
     plt.close(fig)
 
 
 def write_outputs(result: dict, work_dir: str) -> Dict[str, str]:
     paths = {ext: osp.join(work_dir, f'time_to_accuracy.{ext}')
              for ext in ('md', 'json', 'csv', 'png')}
-    with open(paths['md'], 'w') as f:
+    with atomic_write(paths['md']) as f:
         f.write(markdown(result))
-    with open(paths['json'], 'w') as f:
+    with atomic_write(paths['json']) as f:
         json.dump(result, f, indent=2,
                   default=lambda o: None if o is None else str(o))
-    with open(paths['csv'], 'w', newline='') as f:
+    with atomic_write(paths['csv']) as f:
         writer = csv.writer(f)
         writer.writerow(['model', 'seconds', 'iter', *PROBES,
                          'probe_seconds'])
@@ -761,7 +763,9 @@ def main(argv: Optional[List[str]] = None) -> dict:
     manifest = write_latent_cache(
         lmd_cfg.model.projector.to_dict(), copy.deepcopy(data['train']),
         cache_dir, num_views=args.views, dtype='fp16', batch_size=64,
-        seed=args.seed, data_preprocessor_cfg=lmd_preprocessor, force=True)
+        seed=args.seed, data_preprocessor_cfg=lmd_preprocessor, force=True,
+        # random weights only when asked for (--projector-checkpoint random)
+        allow_random_projector=not ckpt)
     cache_seconds = time.perf_counter() - start
     say(f"cache: {manifest['num_rows']} latents {manifest['latent_shape']} "
         f'in {cache_seconds:.1f} s')

@@ -29,6 +29,7 @@ from lmd_toolkit.models.projectors.checkpoint import (
     save_state_dict, suggest_presets)
 from lmd_toolkit.models.projectors.kl_vae import KLVAEProjector
 from lmd_toolkit.models.projectors.vqgan import VQGANProjector
+from lmd_toolkit.utils.fileio import UnreadableFileError, atomic_write
 
 _WEIGHTS = 'diffusion_pytorch_model.safetensors'
 _FILE_SUFFIXES = ('.safetensors', '.pth', '.pt', '.ckpt', '.bin')
@@ -60,7 +61,11 @@ def main(argv: Optional[List[str]] = None) -> int:
         print(f'error: {args.dst} exists; pass --force to overwrite it.',
               file=sys.stderr)
         return 1
-    obj, _ = read_checkpoint(args.src)
+    try:
+        obj, _ = read_checkpoint(args.src)
+    except UnreadableFileError as err:
+        print(f'error: {err}', file=sys.stderr)
+        return 1
     state_dict, _ = convert_to_ldm(obj, args.prefix)
     family = 'vq' if 'quantize.embedding.weight' in state_dict else 'kl'
     cls = VQGANProjector if family == 'vq' else KLVAEProjector
@@ -89,7 +94,7 @@ def main(argv: Optional[List[str]] = None) -> int:
     if args.to == 'diffusers' and not args.dst.endswith(_FILE_SUFFIXES):
         os.makedirs(args.dst, exist_ok=True)
         save_state_dict(state_dict, osp.join(args.dst, _WEIGHTS), args.force)
-        with open(osp.join(args.dst, 'config.json'), 'w') as f:
+        with atomic_write(osp.join(args.dst, 'config.json')) as f:
             config = diffusers_config(projector.arch, family)
             if stored_scale is not None:
                 config['scaling_factor'] = stored_scale

@@ -6,7 +6,9 @@ is self-contained; ``--drop-projector`` leaves it to the projector's own
 config), decoder (``neck.*``) and pretraining head dropped and reported. The
 result loads with ``load_from=DST`` (or ``init_cfg=dict(type='Pretrained',
 checkpoint=DST)`` on the whole classifier); only the classification head
-(and ``fc_norm`` / the BN neck) is then new.
+(and ``fc_norm`` / the BN neck) is then new. SRC is read with the safe loader
+(a truncated file is named in one error, exit code 1); DST is written
+atomically.
 
 Example::
 
@@ -14,18 +16,17 @@ Example::
         work_dirs/lmd_vit-b_in1k_cs/epoch_400.pth work_dirs/lmd_vit-b_cls.pth
 """
 import argparse
-import os
 import os.path as osp
 import sys
 from typing import List, Optional
-
-import torch
 
 sys.path.insert(0, osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__)))))
 
 from lmd_toolkit.models.classifiers.checkpoint import (  # noqa: E402
     extract_state_dict, lmd_to_classifier)
 from lmd_toolkit.utils.compat import apply_compat_shims  # noqa: E402
+from lmd_toolkit.utils.fileio import (UnreadableFileError,  # noqa: E402
+                                      atomic_torch_save, safe_torch_load)
 
 
 def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
@@ -47,18 +48,22 @@ def main(argv: Optional[List[str]] = None) -> int:
               file=sys.stderr)
         return 1
     apply_compat_shims()  # mmengine checkpoints load with weights_only=True
-    obj = torch.load(args.src, map_location='cpu', weights_only=True)
-    state_dict, dropped = lmd_to_classifier(
-        extract_state_dict(obj), keep_projector=not args.drop_projector)
+    try:
+        obj = safe_torch_load(
+            args.src, 'LMD pretraining checkpoint',
+            'Pass a complete iter_N.pth / epoch_N.pth of an LMD pretraining '
+            'run (a truncated file cannot be repaired: use an earlier one).')
+        state_dict, dropped = lmd_to_classifier(
+            extract_state_dict(obj), keep_projector=not args.drop_projector)
+    except (UnreadableFileError, KeyError, TypeError) as err:
+        print(f'error: {err}', file=sys.stderr)
+        return 1
     n_encoder = sum(k.startswith('backbone.encoder.') for k in state_dict)
     n_projector = len(state_dict) - n_encoder
     meta = dict(converted_from=osp.abspath(args.src),
                 converter='lmd_to_mmpretrain', dropped_keys=dropped)
-    out_dir = osp.dirname(osp.abspath(args.dst))
-    os.makedirs(out_dir, exist_ok=True)
-    tmp = args.dst + '.tmp'
-    torch.save(dict(state_dict=state_dict, meta=meta), tmp)
-    os.replace(tmp, args.dst)  # a failed save never leaves a partial DST
+    # a failed save never leaves a partial DST
+    atomic_torch_save(dict(state_dict=state_dict, meta=meta), args.dst)
     print(f'{args.dst}: {n_encoder} encoder and {n_projector} projector '
           f'tensors; dropped {len(dropped)} keys '
           f'({", ".join(sorted({k.split(".")[0] for k in dropped})) or "-"}).')

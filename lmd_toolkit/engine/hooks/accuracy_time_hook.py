@@ -18,6 +18,7 @@ from mmengine.dist import is_main_process
 from mmengine.hooks import Hook
 
 from lmd_toolkit.registry import HOOKS
+from lmd_toolkit.utils.fileio import atomic_write
 
 DEFINITION = ('MAT@k = (t_last - t_first) / (acc_last - acc_first): training '
               'seconds (validation excluded) per top-k percentage point '
@@ -156,7 +157,7 @@ class AccuracyIncreaseTimeHook(Hook):
             unit='seconds per accuracy point (percent)',
             series=self.series,
             **{f'MAT@{k}': v for k, v in self.mat().items()})
-        with open(osp.join(work_dir, f'{self.out_name}.json'), 'w') as f:
+        with atomic_write(osp.join(work_dir, f'{self.out_name}.json')) as f:
             json.dump(record, f, indent=2)
         if self.plot:
             self._plot(osp.join(work_dir, f'{self.out_name}.png'))
@@ -176,7 +177,8 @@ class AccuracyIncreaseTimeHook(Hook):
         ax.grid(alpha=0.3)
         ax.legend(fontsize=8)
         fig.tight_layout()
-        fig.savefig(path, dpi=100)
+        with atomic_write(path, 'wb') as f:
+            fig.savefig(f, format='png', dpi=100)
 
     # ------------------------------------------------------------ resume
     def before_save_checkpoint(self, runner, checkpoint: dict) -> None:

@@ -5,7 +5,6 @@ Definitions: ``lmd_toolkit/evaluation/efficiency.py`` and
 """
 import json
 import math
-import os
 import os.path as osp
 from typing import Dict, Optional, Union
 
@@ -15,6 +14,7 @@ from mmengine.hooks import Hook, IterTimerHook
 
 from lmd_toolkit.evaluation.efficiency import DEFINITIONS, efficiency_metrics
 from lmd_toolkit.registry import HOOKS
+from lmd_toolkit.utils.fileio import atomic_write
 
 DATA_BATCH = Optional[Union[dict, tuple, list]]
 RECORD_KEYS = ('iter', 'time', 'data_time', 'loss', 'mask_ratio', 'wall')
@@ -168,11 +168,8 @@ class TrainingEfficiencyHook(Hook):
             metrics=metrics,
             records={key: [_finite_or_none(v) for v in values]
                      for key, values in self.records.items()})
-        os.makedirs(osp.dirname(osp.abspath(path)), exist_ok=True)
-        tmp = f'{path}.tmp'
-        with open(tmp, 'w') as f:
+        with atomic_write(path) as f:
             json.dump(content, f, indent=1, allow_nan=False)
-        os.replace(tmp, path)
 
     # ------------------------------------------------------------ resume
     def before_save_checkpoint(self, runner, checkpoint: dict) -> None:

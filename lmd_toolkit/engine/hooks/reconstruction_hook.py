@@ -10,8 +10,16 @@ from mmengine.model import is_model_wrapper
 from PIL import Image
 
 from lmd_toolkit.registry import HOOKS
+from lmd_toolkit.utils.fileio import atomic_write
 
 DATA_BATCH = Optional[Union[dict, tuple, list]]
+
+
+def save_png(path: str, pixels: np.ndarray) -> None:
+    """Write a uint8 ``(H, W, 3)`` array as PNG atomically (a crash leaves
+    the old file or the new one, never half of it)."""
+    with atomic_write(path, 'wb') as f:
+        Image.fromarray(pixels).save(f, format='PNG')
 
 
 def make_grid(rows: Sequence[Sequence[torch.Tensor]],
@@ -98,7 +106,7 @@ class PeriodicGridHook(Hook):
             model.train(was_training)
         out_dir = osp.join(runner.work_dir, self.out_dir)
         os.makedirs(out_dir, exist_ok=True)
-        Image.fromarray(grid).save(osp.join(out_dir, f'iter_{step}.png'))
+        save_png(osp.join(out_dir, f'iter_{step}.png'), grid)
         runner.visualizer.add_image(self.tag, grid, step=step)
 
     def after_train_iter(self,

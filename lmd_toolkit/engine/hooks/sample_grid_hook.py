@@ -4,10 +4,8 @@ from typing import List
 
 import numpy as np
 import torch
-from PIL import Image
-
 from lmd_toolkit.registry import HOOKS
-from .reconstruction_hook import PeriodicGridHook, make_grid
+from .reconstruction_hook import PeriodicGridHook, make_grid, save_png
 
 
 @HOOKS.register_module()
@@ -74,5 +72,5 @@ class SampleGridHook(PeriodicGridHook):
         if runner.rank == 0 and self._progress:
             grid = make_grid([list(row) for row in self._progress],
                              scale=self.scale)
-            Image.fromarray(grid).save(
-                osp.join(runner.work_dir, self.out_dir, 'progress.png'))
+            save_png(osp.join(runner.work_dir, self.out_dir, 'progress.png'),
+                     grid)

@@ -22,7 +22,6 @@ converter CLI ``tools/model_converters/convert_projector.py`` uses them.
 """
 import functools
 import json
-import os
 import os.path as osp
 import pickle
 import re
@@ -60,14 +59,29 @@ def _resolve_diffusers_folder(path: str) -> Tuple[str, Optional[dict]]:
         weights = osp.join(folder, name)
         if osp.isfile(weights):
             config = None
-            if osp.isfile(osp.join(folder, 'config.json')):
-                with open(osp.join(folder, 'config.json')) as f:
-                    config = json.load(f)
+            config_path = osp.join(folder, 'config.json')
+            if osp.isfile(config_path):
+                try:
+                    with open(config_path) as f:
+                        config = json.load(f)
+                except (ValueError, UnicodeDecodeError) as err:
+                    from lmd_toolkit.utils.fileio import UnreadableFileError
+                    raise UnreadableFileError(
+                        config_path, 'Diffusers projector config',
+                        f'is not valid JSON (truncated? {err})',
+                        PROJECTOR_FIX) from err
             return weights, config
     raise FileNotFoundError(
         f'{path} is a folder but holds none of {list(_DIFFUSERS_WEIGHTS)} '
         '(nor a vae/ sub-folder with them). Pass a checkpoint file or a '
         'diffusers AutoencoderKL / VQModel folder.')
+
+
+#: Role and fix of projector weight files in :func:`read_checkpoint` errors.
+PROJECTOR_ROLE = 'Projector weights'
+PROJECTOR_FIX = ('Download or export the projector weights again (a '
+                 'half-written file cannot be repaired), or set '
+                 'model.projector.checkpoint to another file.')
 
 
 def read_checkpoint(path: str) -> Tuple[dict, Optional[dict]]:
@@ -76,7 +90,16 @@ def read_checkpoint(path: str) -> Tuple[dict, Optional[dict]]:
     Returns:
         tuple: the loaded object (a dict) and the diffusers ``config.json``
         content when ``path`` is a diffusers folder (else None).
+
+    Raises:
+        FileNotFoundError: ``path`` does not exist.
+        UnreadableFileError: The file (or a diffusers ``config.json``) is
+            empty, truncated or not a checkpoint; names the file, its role
+            (projector weights) and the fix.
+        pickle.UnpicklingError: The file holds pickled objects other than
+            tensors and plain containers.
     """
+    from lmd_toolkit.utils.fileio import UnreadableFileError, safe_torch_load
     if not osp.exists(path):
         raise FileNotFoundError(
             f'Projector checkpoint not found: {path}. Set the config key '
@@ -89,23 +112,38 @@ def read_checkpoint(path: str) -> Tuple[dict, Optional[dict]]:
         path, config = _resolve_diffusers_folder(path)
     if path.endswith('.safetensors'):
         from safetensors.torch import load_file
-        return load_file(path, device='cpu'), config
+        if osp.getsize(path) == 0:
+            raise UnreadableFileError(path, PROJECTOR_ROLE,
+                                      'is empty (0 bytes)', PROJECTOR_FIX)
+        try:
+            return load_file(path, device='cpu'), config
+        except Exception as err:  # SafetensorError: header or data cut off
+            first = str(err).strip().splitlines()[0] if str(err) else ''
+            raise UnreadableFileError(
+                path, PROJECTOR_ROLE,
+                f'is truncated or not a safetensors file ({first})',
+                PROJECTOR_FIX) from err
     # mmengine training checkpoints (stage-1 ``iter_N.pth``) also hold the
     # message hub: allow exactly its data-only classes (still weights_only).
     from lmd_toolkit.utils.compat import apply_compat_shims
     apply_compat_shims()
     try:
-        obj = torch.load(path, map_location='cpu', weights_only=True)
-    except pickle.UnpicklingError as err:
-        raise pickle.UnpicklingError(
-            f'Refusing to load {path}: it holds pickled objects other than '
-            'tensors and plain containers, and projector weights are only '
-            'read with torch.load(weights_only=True). Re-save the state dict '
-            'alone (or as .safetensors) in a trusted environment. '
-            f'Details: {err}') from err
+        obj = safe_torch_load(path, PROJECTOR_ROLE, PROJECTOR_FIX)
+    except UnreadableFileError as err:
+        if isinstance(err.__cause__, pickle.UnpicklingError):
+            raise pickle.UnpicklingError(
+                f'Refusing to load {PROJECTOR_ROLE.lower()} {path}: it holds '
+                'pickled objects other than tensors and plain containers, '
+                'and projector weights are only read with torch.load('
+                'weights_only=True). Re-save the state dict alone (or as '
+                '.safetensors) in a trusted environment. Details: '
+                f'{err.__cause__}') from err.__cause__
+        raise
     if not isinstance(obj, dict):
-        raise TypeError(f'{path}: expected a dict (state dict or checkpoint '
-                        f'with "state_dict"), got {type(obj).__name__}.')
+        raise UnreadableFileError(
+            path, PROJECTOR_ROLE, 'holds no dict (state dict or checkpoint '
+            f'with "state_dict"), but a {type(obj).__name__}',
+            PROJECTOR_FIX)
     return obj, config
 
 
@@ -472,15 +510,16 @@ def load_projector_weights(projector: nn.Module,
 def save_state_dict(state_dict: StateDict, path: str,
                     force: bool = False) -> None:
     """Write ``.safetensors`` (by suffix) or a torch ``.pth`` / ``.pt`` /
-    ``.ckpt`` / ``.bin``; refuse to overwrite unless ``force``."""
+    ``.ckpt`` / ``.bin`` atomically; refuse to overwrite unless ``force``."""
     if osp.exists(path) and not force:
         raise FileExistsError(f'{path} exists; pass --force (force=True) to '
                               'overwrite it.')
-    os.makedirs(osp.dirname(osp.abspath(path)), exist_ok=True)
+    from lmd_toolkit.utils.fileio import atomic_write
     tensors = {k: v.detach().contiguous().cpu() for k, v in
                state_dict.items()}
-    if path.endswith('.safetensors'):
-        from safetensors.torch import save_file
-        save_file(tensors, path)
-    else:
-        torch.save(tensors, path)
+    with atomic_write(path, 'wb') as f:  # never a half-written file
+        if path.endswith('.safetensors'):
+            from safetensors.torch import save
+            f.write(save(tensors))
+        else:
+            torch.save(tensors, f)
