@@ -8,8 +8,12 @@ sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))
 from mmengine.config import DictAction  # noqa: E402
 from mmengine.runner import Runner  # noqa: E402
 
+from lmd_toolkit.datasets.latent_cache import check_latent_cache_config  # noqa: E402,E501
 from lmd_toolkit.utils.launch import (destroy_distributed, enable_amp,  # noqa: E402,E501
                                       load_config)
+from lmd_toolkit.utils.validate import check_config  # noqa: E402
+from lmd_toolkit.utils.workdir import (find_resume_checkpoint,  # noqa: E402
+                                       work_dir_lock)
 
 
 def parse_args() -> argparse.Namespace:
@@ -21,8 +25,14 @@ def parse_args() -> argparse.Namespace:
         nargs='?',
         type=str,
         const='auto',
-        help='resume from CKPT, or from the latest checkpoint in the work '
-        'dir when no path is given')
+        help='resume from CKPT, or from the latest intact checkpoint in the '
+        'work dir when no path is given')
+    parser.add_argument(
+        '--resume-with-changes',
+        action='store_true',
+        help='resume although the config differs from the checkpoint\'s '
+        '(the differences are logged); sets '
+        'default_hooks.resume.allow_config_changes=True')
     parser.add_argument(
         '--amp', action='store_true', help='mixed precision (bf16 on CPU)')
     parser.add_argument(
@@ -45,16 +55,37 @@ def main() -> None:
                       args.work_dir)
     if args.amp:
         enable_amp(cfg)
-    if args.resume == 'auto':
-        cfg.resume = True
-        cfg.load_from = None
-    elif args.resume is not None:
-        cfg.resume = True
-        cfg.load_from = args.resume
-    runner = Runner.from_cfg(cfg)
-    runner.train()
+    # Values that cannot work are refused before any model is built.
+    check_config(cfg, 'train')
+    check_latent_cache_config(cfg)
+    if args.resume_with_changes:
+        if args.resume is None:
+            raise SystemExit('--resume-with-changes needs --resume.')
+        cfg.default_hooks.resume.allow_config_changes = True
+    with work_dir_lock(cfg.work_dir):
+        if args.resume is not None:
+            # An intact checkpoint: the named one, or with no path the one
+            # last_checkpoint names, else the newest intact one (warned).
+            cfg.load_from = find_resume_checkpoint(cfg.work_dir, args.resume)
+            cfg.resume = cfg.load_from is not None
+        runner = Runner.from_cfg(cfg)
+        runner.train()
     destroy_distributed()
 
 
 if __name__ == '__main__':
-    main()
+    from lmd_toolkit.datasets.latent_cache import (LatentCacheSpaceError,
+                                                   RandomProjectorError)
+    from lmd_toolkit.engine.hooks import (NonFiniteTrainingError,
+                                          ResumeConfigError)
+    from lmd_toolkit.utils.fileio import UnreadableFileError
+    from lmd_toolkit.utils.state_dict import StateDictMismatchError
+    from lmd_toolkit.utils.validate import ConfigValueError
+    from lmd_toolkit.utils.workdir import WorkDirLockedError
+    try:
+        main()
+    except (ConfigValueError, RandomProjectorError, WorkDirLockedError,
+            UnreadableFileError, ResumeConfigError, StateDictMismatchError,
+            NonFiniteTrainingError, LatentCacheSpaceError) as error:
+        # The toolkit's named failures: one message, no traceback.
+        sys.exit(f'{type(error).__name__}: {error}')

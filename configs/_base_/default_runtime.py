@@ -7,9 +7,17 @@ default_hooks = dict(
     timer=dict(type='IterTimerHook'),
     logger=dict(type='LoggerHook', interval=50),
     param_scheduler=dict(type='ParamSchedulerHook'),
+    # lmd_toolkit's CheckpointHook: mmengine's, but it saves (atomically)
+    # before it deletes the oldest checkpoint.
     checkpoint=dict(
         type='CheckpointHook', interval=5000, by_epoch=False,
         max_keep_ckpts=3),
+    # A NaN / Inf loss or gradient stops training before a checkpoint can
+    # hold it; max_bad_steps > 1 skips that many - 1 bad steps in a row.
+    non_finite=dict(type='NonFiniteGuardHook', max_bad_steps=1),
+    # Random states, sampler and config in every checkpoint; --resume checks
+    # the config and continues the unbroken run exactly.
+    resume=dict(type='ResumeHook', allow_config_changes=False),
     sampler_seed=dict(type='DistSamplerSeedHook'),
     # Encodes a latent-first LatentCacheDataset once, before training, with
     # the model's projector (a no-op for image datasets).

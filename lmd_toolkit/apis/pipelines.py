@@ -13,8 +13,10 @@ from typing import List, Optional
 from mmengine.config import Config
 from mmengine.logging import print_log
 
-from lmd_toolkit.models.projectors.checkpoint import read_checkpoint
+from lmd_toolkit.utils.config_text import parse_config_text, plain
+from lmd_toolkit.utils.fileio import safe_torch_load
 from lmd_toolkit.utils.launch import load_config
+from lmd_toolkit.utils.workdir import work_dir_lock
 
 #: The config keys that decide what a training run learns.
 RECIPE_KEYS = ('model', 'train_dataloader', 'optim_wrapper', 'param_scheduler',
@@ -77,8 +79,9 @@ def train_in_process(cfg: Config) -> str:
         str: Path of the last checkpoint the run saved.
     """
     from mmengine.runner import Runner
-    runner = Runner.from_cfg(cfg)
-    runner.train()
+    with work_dir_lock(cfg.work_dir):  # one run per work dir
+        runner = Runner.from_cfg(cfg)
+        runner.train()
     return last_checkpoint(runner.work_dir)
 
 
@@ -157,9 +160,17 @@ def recipe_changes(ckpt: str, cfg: Config) -> List[str]:
         they all agree or when the checkpoint recorded no config (a bare
         state dict: nothing to compare with).
     """
-    checkpoint, _ = read_checkpoint(ckpt)  # the projector loader's reader
-    text = checkpoint.get('meta', {}).get('cfg')
+    checkpoint = safe_torch_load(
+        ckpt, role='Stage-1 checkpoint',
+        fix='Delete it (or pass --retrain-stage1) to train stage 1 again.',
+        mmap=True)
+    text = (checkpoint.get('meta') or {}).get('cfg')
     if not text:
         return []
-    recorded = Config.fromstring(text, '.py')
-    return [key for key in RECIPE_KEYS if recorded.get(key) != cfg.get(key)]
+    # Parsed as data (literals only): a checkpoint's text is never run.
+    recorded = parse_config_text(text, f"{ckpt} meta['cfg']")
+    current = plain(cfg.to_dict())
+    return [
+        key for key in RECIPE_KEYS
+        if plain(recorded.get(key)) != current.get(key)
+    ]

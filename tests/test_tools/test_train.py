@@ -56,9 +56,13 @@ def test_resume_auto_finds_latest_checkpoint(unbroken_run, tmp_path):
     shutil.copytree(unbroken_run, work_dir)
     proc = run_tool([
         'tools/train.py', TINY_CONFIG, '--work-dir',
-        str(work_dir), '--resume', '--cfg-options', 'train_cfg.max_iters=10'
+        str(work_dir), '--resume', '--resume-with-changes', '--cfg-options',
+        'train_cfg.max_iters=10'
     ])
-    assert 'resumed' in (proc.stdout + proc.stderr).lower()
+    log = proc.stdout + proc.stderr
+    assert 'resumed' in log.lower()
+    # a longer run changes the schedules: allowed on purpose, and listed
+    assert 'train_cfg.max_iters: 8 -> 10' in log
     steps = [r['step'] for r in train_scalars(str(work_dir))]
     assert steps == [9, 10]
 

@@ -1,0 +1,244 @@
+"""Exact, checked resumption: what the next iterations depend on goes into
+every checkpoint, and a resumed run continues the unbroken one."""
+import json
+import logging
+from typing import List, Optional
+
+from mmengine.dist import all_gather_object, get_rank, get_world_size
+from mmengine.hooks import Hook
+from mmengine.logging import print_log
+
+from lmd_toolkit.registry import HOOKS
+from lmd_toolkit.utils.config_text import (UnsafeConfigText, config_diff,
+                                           parse_config_text, plain)
+from lmd_toolkit.utils.rng import rng_state, set_rng_state
+from lmd_toolkit.utils.state_dict import check_state_dict
+
+# The config blocks a resumed run must share with the checkpoint's run.
+RESUME_KEYS = ('model', 'train_dataloader', 'train_cfg', 'optim_wrapper',
+               'param_scheduler', 'default_hooks.mask_ratio', 'custom_hooks',
+               'randomness', 'auto_scale_lr')
+# Keys under them that change speed or where files live, not the results.
+IGNORED_SUFFIXES = ('num_workers', 'persistent_workers', 'pin_memory',
+                    'val_interval', 'val_begin',
+                    'prefetch_factor', 'cache_dir', 'dataset.batch_size')
+
+
+def _pick(cfg: dict) -> dict:
+    """The :data:`RESUME_KEYS` of a plain config, by dotted name."""
+    picked = {}
+    for key in RESUME_KEYS:
+        value = cfg
+        for part in key.split('.'):
+            value = value.get(part) if isinstance(value, dict) else None
+        picked[key] = value
+    return picked
+
+
+class ResumeConfigError(RuntimeError):
+    """The resumed run's config differs from the checkpoint's."""
+
+
+def _to_safe(obj):
+    """Python's random state as tuples of ints (loadable under
+    ``weights_only=True``); the others are tensors and numpy arrays."""
+    if isinstance(obj, dict):
+        return {k: _to_safe(v) for k, v in obj.items()}
+    if isinstance(obj, tuple):
+        return tuple(_to_safe(v) for v in obj)
+    return obj
+
+
+class _AlreadyAdvanced:
+    """Stands in for the loop's dataloader iterator while mmengine's
+    ``IterBasedTrainLoop`` "advances" it after a resume: ``ResumeHook`` has
+    advanced the real one already (before restoring the random states), so
+    the first ``skip`` calls return None and the real iterator is put back.
+    """
+
+    def __init__(self, loop, iterator, skip: int) -> None:
+        self.loop, self.iterator, self.skip = loop, iterator, skip
+
+    def __iter__(self):
+        return self
+
+    def __next__(self):
+        if self.skip <= 0:
+            self.loop.dataloader_iterator = self.iterator
+            return next(self.iterator)
+        self.skip -= 1
+        if self.skip == 0:
+            self.loop.dataloader_iterator = self.iterator
+        return None
+
+    def __getattr__(self, name):
+        return getattr(self.iterator, name)
+
+
+def _sampler_state(runner) -> dict:
+    loader = getattr(runner.train_loop, 'dataloader', None)
+    sampler = getattr(loader, 'sampler', None)
+    return dict(type=type(sampler).__name__,
+                seed=getattr(sampler, 'seed', None),
+                shuffle=getattr(sampler, 'shuffle', None))
+
+
+@HOOKS.register_module()
+class ResumeHook(Hook):
+    """Make ``--resume`` continue the unbroken run exactly, and refuse to
+    resume what does not fit (docs/en/reliability.md).
+
+    Saving: every checkpoint gets ``resume_state``: the global random states
+    of Python, numpy, torch and CUDA of every rank (gathered when a
+    checkpoint is due), the sampler's type and seed, the world size and the
+    config as JSON (a structured copy, compared as data; mmengine's
+    ``meta['cfg']`` text is never executed).
+
+    Resuming (``after_load_checkpoint`` with ``resume=True``):
+
+    - the blocks ``model``, ``train_dataloader``, ``train_cfg``,
+      ``optim_wrapper``, ``param_scheduler``, ``default_hooks.mask_ratio``
+      (the mask schedule), ``custom_hooks``, ``randomness``,
+      ``auto_scale_lr`` and the world size must
+      equal the checkpoint's, except loader speed settings and
+      ``cache_dir``; otherwise :class:`ResumeConfigError` lists every
+      differing key with both values, unless ``allow_config_changes``
+      (``tools/train.py --resume-with-changes``), which logs them instead;
+    - then the checkpoint's weights must fit the model exactly (names the
+      missing, unexpected and mis-shaped keys).
+
+    Continuing (``before_train``): mmengine's ``IterBasedTrainLoop`` replays
+    the data of the finished iterations; this hook does that replay itself
+    first and then restores the random states, so the next batch, its
+    augmentations and its masks are drawn from exactly the states of the
+    unbroken run (the loop's own replay is then skipped). Together with the
+    optimizer, scheduler, message-hub and mask-ratio state that mmengine
+    restores, a kill + ``--resume`` reproduces the unbroken run's losses and
+    weights bit for bit on CPU in one process.
+
+    Args:
+        allow_config_changes (bool): Resume although the config differs
+            (e.g. to change the schedule on purpose). Defaults to False.
+    """
+
+    # LOW: after_train_iter before the CheckpointHook's (VERY_LOW) save,
+    # before_train after the hooks that could still draw random numbers.
+    priority = 'LOW'
+
+    def __init__(self, allow_config_changes: bool = False) -> None:
+        self.allow_config_changes = allow_config_changes
+        self._resumed: Optional[dict] = None
+        self._gathered: Optional[tuple] = None
+
+    # -- saving -----------------------------------------------------------
+    def _checkpoint_due(self, runner) -> bool:
+        for hook in runner.hooks:
+            if hasattr(hook, 'keep_ckpt_ids') or type(
+                    hook).__name__ == 'CheckpointHook':
+                if getattr(hook, 'by_epoch', True):
+                    return False
+                return bool(
+                    hook.every_n_train_iters(runner, hook.interval,
+                                             getattr(hook, 'save_begin', 0))
+                    or (hook.save_last and hook.is_last_train_iter(runner)))
+        return False
+
+    def _gather(self, runner) -> None:
+        """All ranks: collect every rank's random state for a checkpoint
+        rank 0 is about to write (mmengine saves on rank 0 only)."""
+        if get_world_size() > 1 and self._checkpoint_due(runner):
+            self._gathered = (runner.iter, all_gather_object(rng_state()))
+
+    def after_train_iter(self, runner, batch_idx: int, data_batch=None,
+                         outputs=None) -> None:
+        self._gather(runner)
+
+    def before_save_checkpoint(self, runner, checkpoint: dict) -> None:
+        if self._gathered is not None and self._gathered[0] == runner.iter:
+            states = self._gathered[1]
+        else:
+            states = [rng_state()] if get_world_size() == 1 else None
+        checkpoint['resume_state'] = dict(
+            version=1,
+            world_size=get_world_size(),
+            rng=None if states is None else [_to_safe(s) for s in states],
+            sampler=_sampler_state(runner),
+            config=json.dumps(plain(runner.cfg.to_dict()), default=str))
+
+    # -- checking ---------------------------------------------------------
+    def after_load_checkpoint(self, runner, checkpoint: dict) -> None:
+        if not getattr(runner, '_resume', False):
+            return
+        path = getattr(runner, '_load_from', None) or 'the checkpoint'
+        state = checkpoint.get('resume_state') or {}
+        changes = self._config_changes(runner, checkpoint, state, path)
+        if changes and not self.allow_config_changes:
+            raise ResumeConfigError(
+                f'Resuming {path} with a config that differs from the one it '
+                f'was trained with, in {len(changes)} key(s):\n  ' +
+                '\n  '.join(changes) + '\nResume with the recorded config '
+                '(a copy is in the work dir), or pass --resume-with-changes '
+                '(tools/train.py; default_hooks.resume.allow_config_changes='
+                'True) to change them on purpose.')
+        if changes:
+            print_log(
+                f'Resuming {path} with these config changes (allowed):\n  ' +
+                '\n  '.join(changes), logger='current',
+                level=logging.WARNING)
+        check_state_dict(
+            runner.model, checkpoint.get('state_dict', {}), path,
+            role='Training checkpoint (resume)',
+            fix='Resume with the config the checkpoint was trained with '
+            '(a copy is in its work dir); the model cannot change in a '
+            'resume.')
+        self._resumed = state
+
+    def _config_changes(self, runner, checkpoint: dict, state: dict,
+                        path: str) -> List[str]:
+        if state.get('config'):
+            recorded = json.loads(state['config'])
+        else:
+            text = (checkpoint.get('meta') or {}).get('cfg')
+            if not text:
+                return []
+            try:
+                recorded = parse_config_text(text, f"{path} meta['cfg']")
+            except UnsafeConfigText as e:
+                raise ResumeConfigError(
+                    f'{e} The recorded config of {path} cannot be compared '
+                    'without running it; resume from a checkpoint written '
+                    'by lmd-toolkit.') from e
+        current = plain(runner.cfg.to_dict())
+        changes = [
+            c for c in config_diff(_pick(recorded), _pick(current))
+            if not c.split(':')[0].endswith(IGNORED_SUFFIXES)
+        ]
+        saved_world = state.get('world_size')
+        if saved_world is not None and saved_world != get_world_size():
+            changes.append(f'world_size: {saved_world} -> {get_world_size()}'
+                           ' (the effective batch and the data order change)')
+        return changes
+
+    # -- continuing -------------------------------------------------------
+    def before_train(self, runner) -> None:
+        state, self._resumed = self._resumed, None
+        if state is None:
+            return
+        loop = runner.train_loop
+        skip = getattr(loop, '_iter', 0)
+        if skip > 0 and hasattr(loop, 'dataloader_iterator'):
+            print_log(f'Resume: replaying the data order of {skip} '
+                      'iterations, then restoring the random states.',
+                      logger='current')
+            iterator = loop.dataloader_iterator
+            for _ in range(skip):
+                next(iterator)
+            loop.dataloader_iterator = _AlreadyAdvanced(loop, iterator, skip)
+        states = state.get('rng')
+        if states and len(states) == get_world_size():
+            set_rng_state(states[get_rank()])
+        elif state:
+            print_log('Resume: the checkpoint holds no random states for '
+                      f'{get_world_size()} rank(s); the random draws of the '
+                      'resumed run differ from an unbroken one.',
+                      logger='current', level=logging.WARNING)
