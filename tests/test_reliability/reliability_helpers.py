@@ -20,7 +20,7 @@ def six_iterations(cache_dir, interval: int = 3, extra=()):
     """--cfg-options of a 6-iteration run saving every ``interval``."""
     return [
         f'train_dataloader.dataset.cache_dir={cache_dir}',
-        'train_cfg.max_iters=6', 'train_cfg.val_interval=100',
+        'train_cfg.max_iters=6', 'train_cfg.val_interval=3',
         f'default_hooks.checkpoint.interval={interval}',
         'default_hooks.visualization.interval=100',
         'param_scheduler.1.T_max=5', 'param_scheduler.1.end=6', *extra

@@ -116,6 +116,9 @@ class ResumeHook(Hook):
     restores, a kill + ``--resume`` reproduces the unbroken run's losses and
     weights bit for bit on CPU in one process.
 
+    Validation leaves the random states as it found them (``before_val`` /
+    ``after_val``), so validating does not change the training run.
+
     Args:
         allow_config_changes (bool): Resume although the config differs
             (e.g. to change the schedule on purpose). Defaults to False.
@@ -129,6 +132,7 @@ class ResumeHook(Hook):
         self.allow_config_changes = allow_config_changes
         self._resumed: Optional[dict] = None
         self._gathered: Optional[tuple] = None
+        self._before_val: Optional[dict] = None
 
     # -- saving -----------------------------------------------------------
     def _checkpoint_due(self, runner) -> bool:
@@ -218,6 +222,20 @@ class ResumeHook(Hook):
             changes.append(f'world_size: {saved_world} -> {get_world_size()}'
                            ' (the effective batch and the data order change)')
         return changes
+
+    # -- validation draws nothing from training's random states -----------
+    def before_val(self, runner) -> None:
+        self._before_val = rng_state()
+
+    def after_val(self, runner) -> None:
+        # Validation runs after the checkpoint of its iteration is saved;
+        # its loader and any random op would otherwise move the states the
+        # next iteration draws from, and the resumed run (which does not
+        # validate first) would differ. A run with validation now trains
+        # exactly as one without.
+        state, self._before_val = self._before_val, None
+        if state is not None:
+            set_rng_state(state)
 
     # -- continuing -------------------------------------------------------
     def before_train(self, runner) -> None:
