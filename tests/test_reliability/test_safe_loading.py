@@ -151,3 +151,21 @@ def test_resume_refuses_a_pickle_payload(trained, tmp_path, monkeypatch):
                    monkeypatch)
     assert not marker.exists()
     shutil.rmtree(wd)
+
+
+def test_a_checkpoint_without_resume_state_resumes_with_a_warning(
+        trained, tmp_path, monkeypatch):
+    """A checkpoint of an older version (mmengine's meta['cfg'] only): the
+    text, parsed as data, equals the live config; the missing random states
+    are named."""
+    from lmd_toolkit.engine.hooks import resume_hook
+    said = []
+    monkeypatch.setattr(resume_hook, 'print_log',
+                        lambda msg, **kw: said.append(msg))
+    wd = tmp_path / 'wd'
+    resumable_copy(trained, wd, lambda c: c.pop('resume_state'))
+    train_here(wd, six_iterations(trained / 'cache'), ['--resume'],
+               monkeypatch)
+    assert (wd / 'iter_6.pth').exists()
+    assert not [m for m in said if 'config changes' in m]
+    assert any('holds no random states for 1 rank(s)' in m for m in said)

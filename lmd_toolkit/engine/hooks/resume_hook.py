@@ -255,7 +255,7 @@ class ResumeHook(Hook):
         states = state.get('rng')
         if states and len(states) == get_world_size():
             set_rng_state(states[get_rank()])
-        elif state:
+        else:  # an older checkpoint, or another world size (forced)
             print_log('Resume: the checkpoint holds no random states for '
                       f'{get_world_size()} rank(s); the random draws of the '
                       'resumed run differ from an unbroken one.',
