@@ -45,6 +45,7 @@ from lmd_toolkit.models.projectors.fingerprint import (
     CHECKED_FIELDS, LatentCacheMismatchError, same_field)
 from lmd_toolkit.registry import DATASETS
 from lmd_toolkit.utils.fileio import UnreadableFileError, atomic_write
+from lmd_toolkit.utils.rng import preserved_rng_state
 
 __all__ = [
     'LatentCacheDataset', 'LatentCacheMismatchError', 'build_latent_cache',
@@ -211,17 +212,12 @@ def load_view(dataset,
     Returns:
         dict: The dataset's item.
     """
-    states = random.getstate(), np.random.get_state(), torch.get_rng_state()
-    try:
+    with preserved_rng_state():
         s = view_seed(seed, index, view)
         random.seed(s)
         np.random.seed(s)
         torch.manual_seed(s)
         return _strict_item(dataset, index) if strict else dataset[index]
-    finally:
-        random.setstate(states[0])
-        np.random.set_state(states[1])
-        torch.set_rng_state(states[2])
 
 
 # --------------------------------------------------------------- manifest

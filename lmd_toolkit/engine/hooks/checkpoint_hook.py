@@ -8,6 +8,18 @@ from lmd_toolkit.registry import HOOKS
 from lmd_toolkit.utils.fileio import atomic_write
 
 
+def saves_after_train_iter(hook: MMEngineCheckpointHook, runner) -> bool:
+    """Whether ``hook`` (this one or mmengine's) saves a checkpoint in the
+    ``after_train_iter`` of the current iteration: every ``interval``
+    iterations from ``save_begin``, and after the last one if
+    ``save_last``."""
+    if hook.by_epoch:
+        return False
+    return bool(
+        hook.every_n_train_iters(runner, hook.interval, hook.save_begin)
+        or (hook.save_last and hook.is_last_train_iter(runner)))
+
+
 @HOOKS.register_module()
 class CheckpointHook(MMEngineCheckpointHook):
     """Save checkpoints so that a failure never costs a good one.
@@ -51,6 +63,17 @@ class CheckpointHook(MMEngineCheckpointHook):
         super().__init__(interval=interval, by_epoch=by_epoch,
                          max_keep_ckpts=max_keep_ckpts, save_last=save_last,
                          **kwargs)
+
+    def after_train_iter(self,
+                         runner,
+                         batch_idx: int,
+                         data_batch=None,
+                         outputs=None) -> None:
+        """Save when :func:`saves_after_train_iter` says so."""
+        if saves_after_train_iter(self, runner):
+            runner.logger.info(
+                f'Saving checkpoint at {runner.iter + 1} iterations')
+            self._save_checkpoint(runner)
 
     def _save_checkpoint_with_step(self, runner, step: int, meta: dict
                                    ) -> None:

@@ -88,7 +88,7 @@ class NonFiniteGuardHook(Hook):
             wrappers = [wrappers]
         else:
             return
-        for name, wrapper in enumerate(wrappers):
+        for wrapper in wrappers:
             if isinstance(wrapper, AmpOptimWrapper):
                 continue  # the loss scaler skips overflowing steps itself
             self._guard_step(wrapper)

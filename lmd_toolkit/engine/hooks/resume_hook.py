@@ -5,10 +5,12 @@ import logging
 from typing import List, Optional
 
 from mmengine.dist import all_gather_object, get_rank, get_world_size
+from mmengine.hooks import CheckpointHook as MMEngineCheckpointHook
 from mmengine.hooks import Hook
 from mmengine.logging import print_log
 
 from lmd_toolkit.registry import HOOKS
+from .checkpoint_hook import saves_after_train_iter
 from lmd_toolkit.utils.config_text import (UnsafeConfigText, config_diff,
                                            parse_config_text, plain)
 from lmd_toolkit.utils.rng import rng_state, set_rng_state
@@ -37,16 +39,6 @@ def _pick(cfg: dict) -> dict:
 
 class ResumeConfigError(RuntimeError):
     """The resumed run's config differs from the checkpoint's."""
-
-
-def _to_safe(obj):
-    """Python's random state as tuples of ints (loadable under
-    ``weights_only=True``); the others are tensors and numpy arrays."""
-    if isinstance(obj, dict):
-        return {k: _to_safe(v) for k, v in obj.items()}
-    if isinstance(obj, tuple):
-        return tuple(_to_safe(v) for v in obj)
-    return obj
 
 
 class _AlreadyAdvanced:
@@ -135,22 +127,12 @@ class ResumeHook(Hook):
         self._before_val: Optional[dict] = None
 
     # -- saving -----------------------------------------------------------
-    def _checkpoint_due(self, runner) -> bool:
-        for hook in runner.hooks:
-            if hasattr(hook, 'keep_ckpt_ids') or type(
-                    hook).__name__ == 'CheckpointHook':
-                if getattr(hook, 'by_epoch', True):
-                    return False
-                return bool(
-                    hook.every_n_train_iters(runner, hook.interval,
-                                             getattr(hook, 'save_begin', 0))
-                    or (hook.save_last and hook.is_last_train_iter(runner)))
-        return False
-
     def _gather(self, runner) -> None:
         """All ranks: collect every rank's random state for a checkpoint
         rank 0 is about to write (mmengine saves on rank 0 only)."""
-        if get_world_size() > 1 and self._checkpoint_due(runner):
+        if get_world_size() > 1 and any(
+                saves_after_train_iter(hook, runner) for hook in runner.hooks
+                if isinstance(hook, MMEngineCheckpointHook)):
             self._gathered = (runner.iter, all_gather_object(rng_state()))
 
     def after_train_iter(self, runner, batch_idx: int, data_batch=None,
@@ -165,7 +147,7 @@ class ResumeHook(Hook):
         checkpoint['resume_state'] = dict(
             version=1,
             world_size=get_world_size(),
-            rng=None if states is None else [_to_safe(s) for s in states],
+            rng=states,
             sampler=_sampler_state(runner),
             config=json.dumps(plain(runner.cfg.to_dict()), default=str))
 
