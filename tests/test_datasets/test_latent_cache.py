@@ -30,13 +30,7 @@ DATASET = dict(type='EmbeddedPhotos', split='train', crop_size=32,
                num_crops=NUM_CROPS, pipeline=PIPELINE)
 
 
-@pytest.fixture(scope='module', autouse=True)
-def single_thread():
-    """One thread for every encode, so that runs are bit-identical."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures('single_thread')
 
 
 def save_weights(path, seed):

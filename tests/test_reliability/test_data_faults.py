@@ -39,13 +39,7 @@ IMAGES = dict(type='EmbeddedPhotos', split='train', crop_size=32,
 VIEWS, CHUNK = 2, 4  # 12 rows in chunks of 4, 4, 4
 
 
-@pytest.fixture(scope='module', autouse=True)
-def single_thread():
-    """One thread for every encode, so that runs are bit-identical."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures('single_thread')
 
 
 @pytest.fixture(scope='module')

@@ -9,12 +9,7 @@ from lmd_toolkit.models.layers.patchify import patchify
 from lmd_toolkit.registry import MODELS
 
 
-@pytest.fixture(autouse=True)
-def single_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures('single_thread')
 
 
 def tiny_unet(**kwargs):
