@@ -25,6 +25,7 @@ from mmengine.registry import PARAM_SCHEDULERS as MMENGINE_PARAM_SCHEDULERS
 from mmengine.registry import \
     RUNNER_CONSTRUCTORS as MMENGINE_RUNNER_CONSTRUCTORS
 from mmengine.registry import RUNNERS as MMENGINE_RUNNERS
+from mmengine.registry import STRATEGIES as MMENGINE_STRATEGIES
 from mmengine.registry import TASK_UTILS as MMENGINE_TASK_UTILS
 from mmengine.registry import TRANSFORMS as MMENGINE_TRANSFORMS
 from mmengine.registry import VISBACKENDS as MMENGINE_VISBACKENDS
@@ -39,7 +40,7 @@ __all__ = [
     'PARAM_SCHEDULERS', 'DATASETS', 'DATA_SAMPLERS', 'TRANSFORMS', 'MODELS',
     'MODEL_WRAPPERS', 'WEIGHT_INITIALIZERS', 'TASK_UTILS', 'METRICS',
     'EVALUATOR', 'VISUALIZERS', 'VISBACKENDS', 'FUNCTIONS', 'INFERENCERS',
-    'MASK_SCHEDULERS'
+    'STRATEGIES', 'MASK_SCHEDULERS'
 ]
 
 # Runners, runner constructors and loops: mmengine's are enough.
@@ -91,6 +92,10 @@ VISUALIZERS = Registry('visualizer', parent=MMENGINE_VISUALIZERS)
 VISBACKENDS = Registry('vis_backend', parent=MMENGINE_VISBACKENDS)
 # Plain functions a config can name, e.g. collate functions.
 FUNCTIONS = Registry('function', parent=MMENGINE_FUNCTIONS)
+# FlexibleRunner's training strategies (FSDP); mmengine looks them up in its
+# root registry, so configs name ours with the scope: 'lmd_toolkit.<Name>'.
+STRATEGIES = Registry(
+    'strategy', parent=MMENGINE_STRATEGIES, locations=['lmd_toolkit.engine'])
 INFERENCERS = Registry('inferencer', parent=MMENGINE_INFERENCERS)
 
 # Mask-ratio schedulers: pure functions of (global iteration, total

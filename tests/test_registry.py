@@ -47,6 +47,9 @@ def collect_types(node, path='cfg'):
 
 
 REGISTRY_OF_KEY = [
+    # FlexibleRunner's strategy (FSDP) and the wrapper it builds.
+    ('strategy.model_wrapper', registry.MODEL_WRAPPERS),
+    ('strategy', registry.STRATEGIES),
     # mmpretrain's batch augments (mixup / cutmix) have their own registry.
     ('batch_augments', MMPRETRAIN_BATCH_AUGMENTS),
     ('init_cfg', registry.WEIGHT_INITIALIZERS),

@@ -6,10 +6,10 @@ import sys
 sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))
 
 from mmengine.config import DictAction  # noqa: E402
-from mmengine.runner import Runner  # noqa: E402
 
 from lmd_toolkit.datasets.latent_cache import check_latent_cache_config  # noqa: E402,E501
-from lmd_toolkit.utils.launch import (destroy_distributed, enable_amp,  # noqa: E402,E501
+from lmd_toolkit.utils.launch import (build_runner,  # noqa: E402
+                                      destroy_distributed, enable_amp,
                                       load_config)
 from lmd_toolkit.utils.validate import check_config  # noqa: E402
 from lmd_toolkit.utils.workdir import (find_resume_checkpoint,  # noqa: E402
@@ -68,7 +68,7 @@ def main() -> None:
             # last_checkpoint names, else the newest intact one (warned).
             cfg.load_from = find_resume_checkpoint(cfg.work_dir, args.resume)
             cfg.resume = cfg.load_from is not None
-        runner = Runner.from_cfg(cfg)
+        runner = build_runner(cfg)
         runner.train()
     destroy_distributed()
 

@@ -4,9 +4,13 @@ from .mask_schedulers import (BaseMaskRatio, CosineMaskRatio, FixedMaskRatio,
 from .model_wrappers import AutoencoderDataParallel, LMDDistributedDataParallel
 from .optim_wrappers import AutocastOptimWrapper
 from .optimizers import Adan
+from .strategies import (LMDFSDPStrategy, LMDFullyShardedDataParallel,
+                         TrainableParamsOptimWrapperConstructor)
 
 __all__ = [
     'BaseMaskRatio', 'CosineMaskRatio', 'FixedMaskRatio',
     'PiecewiseMaskRatio', 'UniformMaskRatio', 'LMDDistributedDataParallel',
-    'AutoencoderDataParallel', 'AutocastOptimWrapper', 'Adan'
+    'AutoencoderDataParallel', 'AutocastOptimWrapper', 'Adan',
+    'LMDFSDPStrategy', 'LMDFullyShardedDataParallel',
+    'TrainableParamsOptimWrapperConstructor'
 ]

@@ -44,6 +44,19 @@ variable for any of them.
    configs) write in place, so a crash or a full disk left a truncated file
    under the final name: :func:`atomic_local_backend` routes them through
    :func:`~lmd_toolkit.utils.fileio.atomic_write`.
+7. FSDP through mmengine's ``FSDPStrategy`` / ``FlexibleRunner`` with torch
+   2.14: ``device_id=LOCAL_RANK`` (a CUDA index) is passed on every
+   machine; the whole model is one unit, the frozen projector sharded with
+   it; ``clip_grad`` clips each rank's shard by its own norm; the optimizer
+   state is saved in FSDP's name-keyed layout, and loaded with
+   ``FSDP.optim_state_dict_to_load``'s arguments in torch 2.0's order
+   (``TypeError``); torch's ``sync_module_states`` refuses CPU tensors; its
+   optimizer-state gather of CPU tensors with ``offload_to_cpu=True``
+   returns ``exp_avg`` equal to ``exp_avg_sq``; ``FlexibleRunner`` starts
+   no process group for one process, which FSDP needs.
+   ``lmd_toolkit.engine.strategies`` (``LMDFSDPStrategy``,
+   ``LMDFullyShardedDataParallel``) absorbs all but the last;
+   :func:`init_single_process_group` the last.
 """
 import logging
 import os
@@ -114,6 +127,11 @@ def init_cpu_distributed(launcher: str, backend: str = 'gloo') -> bool:
     """Initialise a ``gloo`` process group when distributed training is asked
     for on a machine without CUDA (shim 2).
 
+    With ``launcher='slurm'`` the SLURM variables are translated into
+    torchrun's (:func:`_slurm_env_to_torchrun_env`) on GPU machines too,
+    where mmengine then initialises nccl: the work-dir lock reads ``RANK``
+    before the Runner exists, and the port is derived per job.
+
     Args:
         launcher (str): ``'none'``, ``'pytorch'`` (torchrun) or ``'slurm'``.
         backend (str): Process-group backend for CPU. Defaults to 'gloo'.
@@ -121,12 +139,13 @@ def init_cpu_distributed(launcher: str, backend: str = 'gloo') -> bool:
     Returns:
         bool: True if this call initialised the process group.
     """
-    if launcher == 'none' or torch.cuda.is_available() or \
-            (dist.is_available() and dist.is_initialized()):
+    if launcher == 'none' or (dist.is_available() and dist.is_initialized()):
         return False
     if launcher == 'slurm':
         _slurm_env_to_torchrun_env()
-    elif launcher != 'pytorch':
+    if torch.cuda.is_available():
+        return False
+    if launcher not in ('pytorch', 'slurm'):
         raise ValueError(f'CPU distributed training supports the launchers '
                          f"'pytorch' and 'slurm', got launcher={launcher!r}")
     missing = [
@@ -139,25 +158,70 @@ def init_cpu_distributed(launcher: str, backend: str = 'gloo') -> bool:
             f'{missing}; start the script with tools/dist_train.sh '
             '(torchrun) or tools/slurm_train.sh.')
     dist.init_process_group(backend=backend, init_method='env://')
+    # Every rank reports its rank and world size (mmengine's logger shows
+    # only errors on ranks other than 0): a task with a wrong rank shows.
+    rank = dist.get_rank()
     print_log(
         f'No CUDA: initialised a {backend} process group on CPU (rank '
-        f'{dist.get_rank()} of {dist.get_world_size()}).',
-        logger='current')
+        f'{rank} of {dist.get_world_size()}).',
+        logger='current' if rank == 0 else None)
     return True
 
 
 def _slurm_env_to_torchrun_env() -> None:
-    """Derive torchrun's variables from SLURM's (as mmengine's slurm init
-    does, without touching CUDA)."""
-    proc_id = int(os.environ['SLURM_PROCID'])
-    os.environ.setdefault('RANK', str(proc_id))
-    os.environ.setdefault('WORLD_SIZE', os.environ['SLURM_NTASKS'])
-    os.environ.setdefault('LOCAL_RANK', os.environ.get('SLURM_LOCALID', '0'))
+    """Derive torchrun's variables from SLURM's, as mmengine's slurm
+    initialisation does but without touching CUDA.
+
+    ``RANK``, ``WORLD_SIZE`` and ``LOCAL_RANK`` are set from
+    ``SLURM_PROCID``, ``SLURM_NTASKS`` and ``SLURM_LOCALID`` (values inherited
+    from the submitting shell would give every task one rank).
+    ``MASTER_ADDR``, unless set, is the first host of the step's node list
+    (``SLURM_STEP_NODELIST``, else ``SLURM_NODELIST``), expanded by
+    ``scontrol show hostnames``. ``MASTER_PORT``, unless set, is
+    ``20000 + SLURM_JOB_ID % 10000``: one port per job, so that two jobs
+    sharing a node do not both take torch's default 29500 (which stays the
+    port without ``SLURM_JOB_ID``).
+
+    Raises:
+        RuntimeError: If a SLURM variable is missing (not started by
+            ``srun``), or ``scontrol`` is missing or fails.
+    """
+    missing = [
+        k for k in ('SLURM_PROCID', 'SLURM_NTASKS') if k not in os.environ
+    ]
+    if missing:
+        raise RuntimeError(
+            f'--launcher slurm needs the variables {missing} that srun sets '
+            'for each task; start the script with tools/slurm_train.sh '
+            '(or srun), or use tools/dist_train.sh (torchrun).')
+    os.environ['RANK'] = os.environ['SLURM_PROCID']
+    os.environ['WORLD_SIZE'] = os.environ['SLURM_NTASKS']
+    os.environ['LOCAL_RANK'] = os.environ.get('SLURM_LOCALID', '0')
     if 'MASTER_ADDR' not in os.environ:
-        node_list = os.environ['SLURM_NODELIST']
-        os.environ['MASTER_ADDR'] = subprocess.getoutput(
-            f'scontrol show hostname {node_list} | head -n1')
-    os.environ.setdefault('MASTER_PORT', '29500')
+        node_list = os.environ.get('SLURM_STEP_NODELIST',
+                                   os.environ.get('SLURM_NODELIST', ''))
+        fix = ('set MASTER_ADDR to the address of the node that runs task '
+               '0 (e.g. MASTER_ADDR=$(hostname) in the batch script, '
+               'before srun)')
+        try:
+            proc = subprocess.run(
+                ['scontrol', 'show', 'hostnames', node_list],
+                capture_output=True, text=True)
+        except FileNotFoundError:
+            raise RuntimeError(
+                '--launcher slurm: scontrol, which expands the node list '
+                f'{node_list!r} to the master address, is not on PATH; '
+                f'{fix}.') from None
+        hosts = proc.stdout.split()
+        if proc.returncode != 0 or not hosts:
+            raise RuntimeError(
+                f'--launcher slurm: scontrol show hostnames {node_list!r} '
+                f'failed ({proc.stderr.strip() or "no host"}); {fix}.')
+        os.environ['MASTER_ADDR'] = hosts[0]
+    if 'MASTER_PORT' not in os.environ:
+        job_id = os.environ.get('SLURM_JOB_ID', '')
+        os.environ['MASTER_PORT'] = str(20000 + int(job_id) % 10000
+                                        if job_id.isdigit() else 29500)
 
 
 def fill_model_wrapper_cfg(cfg) -> None:
@@ -168,6 +232,33 @@ def fill_model_wrapper_cfg(cfg) -> None:
             type=MODEL_WRAPPER,
             broadcast_buffers=False,
             find_unused_parameters=cfg.get('find_unused_parameters', False))
+
+
+def init_single_process_group() -> bool:
+    """A process group of one for an FSDP config started without a launcher
+    (shim 7): torch's FSDP needs one, mmengine's ``FlexibleRunner`` starts
+    none for ``--launcher none``. ``gloo`` without CUDA, ``nccl`` with it;
+    a free local port.
+
+    Returns:
+        bool: True if this call initialised the process group.
+    """
+    if dist.is_initialized():
+        return False
+    import socket
+    with socket.socket() as sock:
+        sock.bind(('127.0.0.1', 0))
+        port = sock.getsockname()[1]
+    backend = 'nccl' if torch.cuda.is_available() else 'gloo'
+    if torch.cuda.is_available():
+        torch.cuda.set_device(0)
+    os.environ.setdefault('LOCAL_RANK', '0')
+    dist.init_process_group(backend=backend,
+                            init_method=f'tcp://127.0.0.1:{port}',
+                            rank=0, world_size=1)
+    print_log(f'FSDP without a launcher: a {backend} process group of one '
+              'process.', logger='current')
+    return True
 
 
 def exclude_plumbing_from_compile() -> None:

@@ -7,7 +7,8 @@ from mmengine.config import Config, DictAction  # noqa: F401 (re-export)
 from mmengine.logging import print_log
 from mmengine.utils import import_modules_from_strings
 
-from .compat import fill_model_wrapper_cfg, init_cpu_distributed
+from .compat import (fill_model_wrapper_cfg, init_cpu_distributed,
+                     init_single_process_group)
 from .setup_env import register_all_modules
 
 
@@ -47,7 +48,29 @@ def load_config(config: str,
     if launcher != 'none':
         init_cpu_distributed(launcher)
         fill_model_wrapper_cfg(cfg)
+    elif uses_sharding(cfg):
+        # FSDP needs a process group even for one process.
+        init_single_process_group()
     return cfg
+
+
+def uses_sharding(cfg: Config) -> bool:
+    """Whether the config trains with an FSDP strategy
+    (``configs/_base_/strategies/fsdp.py``)."""
+    strategy = cfg.get('strategy') or {}
+    name = strategy.get('type', '') if isinstance(strategy, dict) else ''
+    name = name if isinstance(name, str) else name.__name__
+    return cfg.get('runner_type') == 'FlexibleRunner' and 'FSDP' in name
+
+
+def build_runner(cfg: Config):
+    """mmengine's ``Runner``, or the runner ``cfg.runner_type`` names
+    (``FlexibleRunner`` for FSDP), built from ``cfg``."""
+    from mmengine.registry import RUNNERS
+    from mmengine.runner import Runner
+    if cfg.get('runner_type') is None:
+        return Runner.from_cfg(cfg)
+    return RUNNERS.build(cfg)
 
 
 def destroy_distributed() -> None:

@@ -59,7 +59,7 @@ def check_state_dict(model: torch.nn.Module,
     """Raise unless ``state_dict`` fits ``model`` exactly.
 
     Args:
-        model (nn.Module): The model (unwrapped or DDP-wrapped).
+        model (nn.Module): The model (unwrapped, DDP- or FSDP-wrapped).
         state_dict (Mapping): The weights to load (a ``module.`` prefix is
             ignored).
         path (str): The file the weights come from (for the message).
@@ -73,7 +73,11 @@ def check_state_dict(model: torch.nn.Module,
             keys with both shapes.
     """
     module = getattr(model, 'module', model)
-    expected = module.state_dict()
+    # A sharded model (FSDP) keeps the full names and shapes it had before
+    # wrapping; asking it for its state dict would gather every weight.
+    expected = getattr(model, 'lmd_state_shapes', None)
+    if expected is None:
+        expected = module.state_dict()
     missing, unexpected, mismatched = compare_state_dicts(
         expected, strip_prefixes(state_dict))
     missing = [k for k in missing if not k.startswith(tuple(allow_missing))]
@@ -93,3 +97,79 @@ def check_state_dict(model: torch.nn.Module,
                      _listing(unexpected))
     lines.append(f'  {fix}')
     raise StateDictMismatchError('\n'.join(lines))
+
+
+# Prefixes FSDP and activation-checkpoint wrappers put into parameter names.
+WRAPPER_PREFIXES = ('_fsdp_wrapped_module.', '_checkpoint_wrapped_module.',
+                    'module.')
+
+
+def clean_param_name(name: str) -> str:
+    """A parameter name as in the unwrapped model (no ``module.`` of DDP, no
+    ``_fsdp_wrapped_module.`` of FSDP)."""
+    if name.startswith('module.'):
+        name = name[len('module.'):]
+    for prefix in WRAPPER_PREFIXES[:2]:
+        name = name.replace(prefix, '')
+    return name
+
+
+def optimizer_param_names(model: torch.nn.Module,
+                          optimizer: torch.optim.Optimizer) -> List[List[str]]:
+    """The unwrapped-model name of every parameter of every optimizer group,
+    in the optimizer's order (the order ``Optimizer.state_dict()`` numbers
+    them in)."""
+    names = {id(p): clean_param_name(n) for n, p in model.named_parameters()}
+    return [[names.get(id(p), f'<unnamed {i}.{j}>')
+             for j, p in enumerate(group['params'])]
+            for i, group in enumerate(optimizer.param_groups)]
+
+
+def relayout_optimizer_state(saved: dict, saved_names: List[List[str]],
+                             optimizer: torch.optim.Optimizer,
+                             names: List[List[str]]) -> dict:
+    """An ``Optimizer.state_dict()`` saved with one grouping of the
+    parameters, rewritten for ``optimizer``'s grouping, by parameter name.
+
+    A run whose optimizer holds only the trainable parameters (FSDP) and one
+    whose optimizer also lists the frozen ones as stateless groups (mmengine's
+    default constructor under DDP) resume from each other's checkpoints: each
+    parameter's state follows its name; a group's hyper-parameters come from
+    the saved group of its first saved parameter (the current ones where
+    none was saved).
+
+    Args:
+        saved (dict): The saved state dict (integer ids).
+        saved_names (list): Names of ``saved``'s groups' parameters.
+        optimizer (Optimizer): The optimizer that will load it.
+        names (list): Names of ``optimizer``'s groups' parameters.
+
+    Returns:
+        dict: A state dict ``optimizer.load_state_dict`` takes.
+    """
+    state_of, group_of = {}, {}
+    for group, group_names in zip(saved['param_groups'], saved_names):
+        for pid, name in zip(group['params'], group_names):
+            group_of[name] = group
+            if pid in saved['state']:
+                state_of[name] = saved['state'][pid]
+    missing = sorted(set(state_of) - {n for g in names for n in g})
+    if missing:
+        raise ValueError(
+            f'The checkpoint holds optimizer state for {len(missing)} '
+            f'parameter(s) this optimizer does not have: '
+            f'{_listing(missing)}; resume with the config the checkpoint '
+            'was trained with.')
+    groups, state, pid = [], {}, 0
+    for current, group_names in zip(optimizer.param_groups, names):
+        source = next((group_of[n] for n in group_names if n in group_of),
+                      current)
+        group = {k: v for k, v in source.items() if k != 'params'}
+        group['params'] = []
+        for name in group_names:
+            if name in state_of:
+                state[pid] = state_of[name]
+            group['params'].append(pid)
+            pid += 1
+        groups.append(group)
+    return dict(state=state, param_groups=groups)

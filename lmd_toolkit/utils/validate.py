@@ -72,6 +72,7 @@ def _check_train_cfg(cfg, errors: List[ConfigValueError],
     train_cfg = cfg.get('train_cfg')
     if train_cfg is None or not hasattr(train_cfg, 'get'):
         return
+    _check_strategy(cfg, errors, source)
     for key, what in (('max_iters', 'training iterations'),
                       ('max_epochs', 'training epochs'),
                       ('val_interval', 'iterations / epochs between '
@@ -81,6 +82,19 @@ def _check_train_cfg(cfg, errors: List[ConfigValueError],
             errors.append(
                 ConfigValueError(f'train_cfg.{key}', value,
                                  f'a positive integer ({what})', source))
+
+
+def _check_strategy(cfg, errors: List[ConfigValueError],
+                    source: Optional[str]) -> None:
+    """``strategy`` is read by mmengine's ``FlexibleRunner`` only: with the
+    plain ``Runner`` an FSDP block would be ignored without a word."""
+    if cfg.get('strategy') is not None and \
+            cfg.get('runner_type') != 'FlexibleRunner':
+        errors.append(ConfigValueError(
+            'runner_type', cfg.get('runner_type'),
+            "'FlexibleRunner' when the config sets strategy (add "
+            "configs/_base_/strategies/fsdp.py to _base_, which sets both)",
+            source))
 
 
 # ------------------------------------------------------------- pipelines

@@ -11,6 +11,7 @@ from mmengine.logging import print_log
 from mmengine.optim import AmpOptimWrapper, OptimWrapper, OptimWrapperDict
 
 from lmd_toolkit.registry import HOOKS
+from ..strategies import is_fsdp
 
 
 class NonFiniteTrainingError(RuntimeError):
@@ -88,12 +89,16 @@ class NonFiniteGuardHook(Hook):
             wrappers = [wrappers]
         else:
             return
+        # Sharded gradients (FSDP): each rank sees its shard only, so the
+        # ranks agree on the step through one all-reduce.
+        sharded = is_fsdp(runner.model) and get_world_size() > 1
         for wrapper in wrappers:
             if isinstance(wrapper, AmpOptimWrapper):
                 continue  # the loss scaler skips overflowing steps itself
-            self._guard_step(wrapper)
+            self._guard_step(wrapper, sharded)
 
-    def _guard_step(self, wrapper: OptimWrapper) -> None:
+    def _guard_step(self, wrapper: OptimWrapper, sharded: bool = False
+                    ) -> None:
         if getattr(wrapper.step, '_lmd_guarded', False):
             return
         step = wrapper.step
@@ -101,7 +106,12 @@ class NonFiniteGuardHook(Hook):
                   for p in group['params']]
 
         def guarded_step(**kwargs) -> None:
-            if _grads_finite(params):
+            finite = _grads_finite(params)
+            if sharded:
+                flag = torch.tensor([float(not finite)])
+                all_reduce(flag, op='max')
+                finite = not bool(flag.item())
+            if finite:
                 step(**kwargs)
                 return
             self._bad_grads.append(type(wrapper.optimizer).__name__)

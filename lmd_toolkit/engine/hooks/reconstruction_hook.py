@@ -6,11 +6,11 @@ from typing import Optional, Sequence, Union
 import numpy as np
 import torch
 from mmengine.hooks import Hook
-from mmengine.model import is_model_wrapper
 from PIL import Image
 
 from lmd_toolkit.registry import HOOKS
 from lmd_toolkit.utils.fileio import atomic_write
+from ..strategies import is_fsdp, unsharded_model
 
 DATA_BATCH = Optional[Union[dict, tuple, list]]
 
@@ -95,9 +95,13 @@ class PeriodicGridHook(Hook):
         raise NotImplementedError
 
     def _save(self, runner, step: int) -> None:
-        model = runner.model
-        if is_model_wrapper(model):
-            model = model.module
+        # Under FSDP every rank takes part in gathering the weights.
+        if not is_fsdp(runner.model) and runner.rank != 0:
+            return
+        model = unsharded_model(runner, self.__dict__.setdefault(
+            '_unsharded', {}))
+        if model is None:  # not rank 0
+            return
         was_training = model.training
         model.eval()
         try:
@@ -114,12 +118,11 @@ class PeriodicGridHook(Hook):
                          batch_idx: int,
                          data_batch: DATA_BATCH = None,
                          outputs: Optional[dict] = None) -> None:
-        if self.every_n_train_iters(runner, self.interval) and \
-                runner.rank == 0:
+        if self.every_n_train_iters(runner, self.interval):
             self._save(runner, runner.iter + 1)  # iterations done
 
     def after_train(self, runner) -> None:
-        if runner.rank == 0 and runner.iter % self.interval != 0:
+        if runner.iter % self.interval != 0:
             self._save(runner, runner.iter)
 
 

@@ -4,6 +4,7 @@ import json
 import logging
 from typing import List, Optional
 
+import torch
 from mmengine.dist import all_gather_object, get_rank, get_world_size
 from mmengine.hooks import CheckpointHook as MMEngineCheckpointHook
 from mmengine.hooks import Hook
@@ -14,7 +15,9 @@ from .checkpoint_hook import saves_after_train_iter
 from lmd_toolkit.utils.config_text import (UnsafeConfigText, config_diff,
                                            parse_config_text, plain)
 from lmd_toolkit.utils.rng import rng_state, set_rng_state
-from lmd_toolkit.utils.state_dict import check_state_dict
+from lmd_toolkit.utils.state_dict import (check_state_dict,
+                                          optimizer_param_names,
+                                          relayout_optimizer_state)
 
 # The config blocks a resumed run must share with the checkpoint's run.
 RESUME_KEYS = ('model', 'train_dataloader', 'train_cfg', 'optim_wrapper',
@@ -73,6 +76,33 @@ def _sampler_state(runner) -> dict:
     return dict(type=type(sampler).__name__,
                 seed=getattr(sampler, 'seed', None),
                 shuffle=getattr(sampler, 'shuffle', None))
+
+
+def _optimizer_param_names(runner) -> Optional[List[List[str]]]:
+    """Parameter names of every group of the (single) optimizer."""
+    optimizer = getattr(getattr(runner, 'optim_wrapper', None), 'optimizer',
+                        None)
+    if not isinstance(optimizer, torch.optim.Optimizer):
+        return None  # several optimizers (OptimWrapperDict), or none
+    return optimizer_param_names(runner.model, optimizer)
+
+
+def _fit_optimizer_state(runner, checkpoint: dict, state: dict) -> None:
+    """Give the checkpoint's optimizer state this optimizer's grouping when
+    the two list the parameters differently (an FSDP run's optimizer holds
+    the trainable parameters only, mmengine's default constructor under DDP
+    lists the frozen ones too); each parameter's state follows its name."""
+    saved_names = state.get('optimizer_params')
+    names = _optimizer_param_names(runner)
+    saved = checkpoint.get('optimizer')
+    if not saved_names or names is None or not isinstance(saved, dict) \
+            or saved_names == names or 'param_groups' not in saved:
+        return
+    checkpoint['optimizer'] = relayout_optimizer_state(
+        saved, saved_names, runner.optim_wrapper.optimizer, names)
+    print_log('Resume: the checkpoint\'s optimizer groups the parameters '
+              'differently (e.g. FSDP vs DDP); its state was matched to this '
+              'optimizer by parameter name.', logger='current')
 
 
 @HOOKS.register_module()
@@ -149,7 +179,8 @@ class ResumeHook(Hook):
             world_size=get_world_size(),
             rng=states,
             sampler=_sampler_state(runner),
-            config=json.dumps(plain(runner.cfg.to_dict()), default=str))
+            config=json.dumps(plain(runner.cfg.to_dict()), default=str),
+            optimizer_params=_optimizer_param_names(runner))
 
     # -- checking ---------------------------------------------------------
     def after_load_checkpoint(self, runner, checkpoint: dict) -> None:
@@ -177,6 +208,7 @@ class ResumeHook(Hook):
             fix='Resume with the config the checkpoint was trained with '
             '(a copy is in its work dir); the model cannot change in a '
             'resume.')
+        _fit_optimizer_state(runner, checkpoint, state)
         self._resumed = state
 
     def _config_changes(self, runner, checkpoint: dict, state: dict,
