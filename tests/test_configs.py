@@ -150,3 +150,87 @@ def test_latent_configs_train_from_a_cache_and_pixel_configs_do_not(config):
     if cached:
         assert 'dataset' in dataset and 'LatentCacheHook' in hooks
         assert dataset.get('num_views', 1) >= 1
+
+
+# Published parameter counts of the pixel ViTs with their class head (MAE
+# paper, Table 3 / timm): ViT-L/16 304 M, ViT-H/14 632 M.
+LARGE_ARCHS = {
+    'lmd_vit-l_in1k_cs.py': dict(arch=(1024, 24, 16), published=304e6),
+    'lmd_vit-h_in1k_cs.py': dict(arch=(1280, 32, 16), published=632e6),
+}
+
+
+def block_params(width: int) -> int:
+    """Pre-norm block, MLP ratio 4: qkv + proj + fc1 + fc2 weights
+    (12 C^2) and their biases (9 C), two LayerNorms (4 C)."""
+    return 12 * width**2 + 13 * width
+
+
+def encoder_params(width: int, depth: int, patch_values: int) -> int:
+    """Trainable ``LMDViT``: blocks, patch-embedding conv, class token,
+    final LayerNorm (the sin-cos table is frozen)."""
+    return (depth * block_params(width) + (patch_values + 1) * width +
+            width + 2 * width)
+
+
+def decoder_params(width: int, dec_width: int, depth: int,
+                   patch_values: int) -> int:
+    """Trainable ``LMDDecoder``: latent linear layer, mask token, blocks,
+    LayerNorm, prediction layer."""
+    return ((width + 1) * dec_width + dec_width +
+            depth * block_params(dec_width) + 2 * dec_width +
+            (dec_width + 1) * patch_values)
+
+
+@pytest.mark.parametrize('name', sorted(LARGE_ARCHS))
+def test_large_leaf_configs_state_arch_fsdp_checkpointing_and_bf16(name):
+    cfg = Config.fromfile(osp.join(ROOT, 'configs', name))
+    width, depth, heads = LARGE_ARCHS[name]['arch']
+    arch = cfg.model.backbone.arch
+    if isinstance(arch, str):
+        from lmd_toolkit.models import LMDViT
+        arch = LMDViT.arch_zoo[arch]
+    assert (arch['embed_dims'], arch['num_layers'],
+            arch['num_heads']) == (width, depth, heads)
+    assert cfg.model.backbone.get('num_layers') is None
+    neck = cfg.model.neck
+    assert neck.embed_dims == width
+    assert (neck.decoder_embed_dims, neck.decoder_depth,
+            neck.decoder_num_heads) == (512, 8, 16)
+    assert cfg.model.backbone.with_cp is True
+    assert neck.with_cp is True
+    assert cfg.runner_type == 'FlexibleRunner'
+    assert cfg.strategy.type.endswith('LMDFSDPStrategy')
+    assert cfg.optim_wrapper.type == 'AutocastOptimWrapper'
+    assert cfg.optim_wrapper.dtype == 'bfloat16'
+    assert cfg.optim_wrapper.optimizer.type == 'Adan'  # the recipe's
+    # The one-iteration test above trains these reduced, checkpointed.
+    shrink(cfg)
+    assert cfg.model.backbone.with_cp and cfg.model.neck.with_cp
+    assert cfg.model.neck.embed_dims == cfg.model.backbone.arch.embed_dims
+
+
+@pytest.mark.parametrize('name', sorted(LARGE_ARCHS))
+def test_large_models_have_the_formula_parameter_counts(name):
+    """Full size, on the meta device (no memory, no initialisation)."""
+    cfg = Config.fromfile(osp.join(ROOT, 'configs', name))
+    with torch.device('meta'):
+        model = MODELS.build(cfg.model)
+    assert model.backbone.pos_embed.is_meta
+
+    def trainable(module):
+        return sum(p.numel() for p in module.parameters() if p.requires_grad)
+
+    width, depth, _ = LARGE_ARCHS[name]['arch']
+    patch_values = 2 * 2 * 4  # latent patch 2 of a 4-channel latent
+    expected_encoder = encoder_params(width, depth, patch_values)
+    expected_decoder = decoder_params(width, 512, 8, patch_values)
+    assert trainable(model.backbone) == expected_encoder
+    assert trainable(model.neck) == expected_decoder
+    assert trainable(model.projector) == 0
+    # The blocks are nearly all of it; the pixel ViT differs by its patch
+    # embedding, learned position table and class head: within 2 %.
+    assert abs(expected_encoder - 12 * width**2 * depth) < \
+        0.02 * expected_encoder
+    published = LARGE_ARCHS[name]['published']
+    assert abs(expected_encoder - published) < 0.02 * published

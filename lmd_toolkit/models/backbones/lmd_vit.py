@@ -3,6 +3,7 @@ from typing import Optional, Sequence, Tuple, Union
 
 import torch
 import torch.nn as nn
+import torch.utils.checkpoint as checkpoint
 from mmengine.model import BaseModule
 from torch import Tensor
 
@@ -24,9 +25,9 @@ class LMDViT(BaseModule):
 
     Args:
         arch (str | dict): 'tiny' (192, 12 layers, 3 heads), 'small'
-            (384, 12, 6), 'base' (768, 12, 12), 'large' (1024, 24, 16) or a
-            dict with keys ``embed_dims``, ``num_layers``, ``num_heads``.
-            Defaults to 'base'.
+            (384, 12, 6), 'base' (768, 12, 12), 'large' (1024, 24, 16),
+            'huge' (1280, 32, 16) or a dict with keys ``embed_dims``,
+            ``num_layers``, ``num_heads``. Defaults to 'base'.
         in_channels (int): Latent channels ``d``. Defaults to 4.
         latent_size (int | tuple): Latent grid ``h`` (square) or ``(h, w)``.
             Defaults to 28.
@@ -41,6 +42,13 @@ class LMDViT(BaseModule):
             Defaults to True.
         fused_attn (bool): Use ``F.scaled_dot_product_attention``.
             Defaults to True.
+        with_cp (bool): Activation checkpointing: in training with
+            gradients on, each block's forward runs under
+            ``torch.utils.checkpoint.checkpoint`` (non-reentrant, RNG state
+            preserved, so drop-path draws the same masks when recomputed);
+            only the block inputs are kept for backward. Same result and
+            gradients, less memory, one more block forward per step.
+            Defaults to False.
         init_cfg (dict, optional): ``dict(type='Pretrained', checkpoint=...)``
             to load weights; otherwise weights are initialised in code.
             Defaults to None.
@@ -51,6 +59,7 @@ class LMDViT(BaseModule):
         'small': dict(embed_dims=384, num_layers=12, num_heads=6),
         'base': dict(embed_dims=768, num_layers=12, num_heads=12),
         'large': dict(embed_dims=1024, num_layers=24, num_heads=16),
+        'huge': dict(embed_dims=1280, num_layers=32, num_heads=16),
     }
 
     def __init__(self,
@@ -64,8 +73,10 @@ class LMDViT(BaseModule):
                  drop_path_rate: float = 0.0,
                  with_cls_token: bool = True,
                  fused_attn: bool = True,
+                 with_cp: bool = False,
                  init_cfg: Optional[dict] = None) -> None:
         super().__init__(init_cfg=init_cfg)
+        self.with_cp = with_cp
         if isinstance(arch, str):
             if arch not in self.arch_zoo:
                 raise KeyError(f'LMDViT: unknown arch {arch!r}; choose one of '
@@ -100,7 +111,10 @@ class LMDViT(BaseModule):
                                       self.embed_dims,
                                       cls_token=with_cls_token)[None],
             requires_grad=False)  # (1, prefix + L, C)
-        dpr = torch.linspace(0, drop_path_rate, self.num_layers).tolist()
+        # On the CPU also under ``with torch.device('meta')`` (FSDP's
+        # deferred init, parameter counts): the rates are Python floats.
+        dpr = torch.linspace(0, drop_path_rate, self.num_layers,
+                             device='cpu').tolist()
         self.blocks = nn.ModuleList([
             Block(self.embed_dims, self.num_heads, mlp_ratio, qkv_bias, dpr[i],
                   fused_attn) for i in range(self.num_layers)
@@ -139,8 +153,12 @@ class LMDViT(BaseModule):
         return torch.cat([cls.expand(x.shape[0], -1, -1), x], dim=1)
 
     def _encode(self, x: Tensor) -> Tensor:
+        recompute = self.with_cp and self.training and torch.is_grad_enabled()
         for block in self.blocks:
-            x = block(x)
+            if recompute:  # keep only x; rerun the block in backward
+                x = checkpoint.checkpoint(block, x, use_reentrant=False)
+            else:
+                x = block(x)
         return self.norm(x)
 
     def forward_masked(

@@ -3,6 +3,7 @@ from typing import Optional, Sequence, Union
 
 import torch
 import torch.nn as nn
+import torch.utils.checkpoint as checkpoint
 from mmengine.model import BaseModule
 from torch import Tensor
 
@@ -41,6 +42,10 @@ class LMDDecoder(BaseModule):
             Defaults to True.
         fused_attn (bool): Use ``F.scaled_dot_product_attention``.
             Defaults to True.
+        with_cp (bool): Activation checkpointing of the decoder blocks, as
+            ``LMDViT.with_cp``: in training with gradients on, each block
+            runs under ``torch.utils.checkpoint.checkpoint`` (non-reentrant)
+            and is recomputed in backward. Defaults to False.
         init_cfg (dict, optional): ``dict(type='Pretrained', ...)`` to load
             weights; otherwise initialised in code. Defaults to None.
     """
@@ -57,8 +62,10 @@ class LMDDecoder(BaseModule):
                  pos_embed_sign: float = -1.0,
                  with_cls_token: bool = True,
                  fused_attn: bool = True,
+                 with_cp: bool = False,
                  init_cfg: Optional[dict] = None) -> None:
         super().__init__(init_cfg=init_cfg)
+        self.with_cp = with_cp
         if isinstance(num_patches, int):
             side = int(round(num_patches**0.5))
             if side * side != num_patches:
@@ -128,7 +135,11 @@ class LMDDecoder(BaseModule):
         x = torch.gather(x, 1, ids_restore[..., None].expand(-1, -1, Cd))
         x = torch.cat([prefix, x], dim=1)  # (B, prefix + L, Cd)
         x = x + self.pos_embed_sign * self.decoder_pos_embed
+        recompute = self.with_cp and self.training and torch.is_grad_enabled()
         for block in self.decoder_blocks:
-            x = block(x)
+            if recompute:  # keep only x; rerun the block in backward
+                x = checkpoint.checkpoint(block, x, use_reentrant=False)
+            else:
+                x = block(x)
         x = self.decoder_pred(self.decoder_norm(x))  # (B, prefix + L, ppd)
         return x[:, self.num_prefix:]

@@ -67,8 +67,11 @@ def test_arch_presets_and_depth_override():
     assert LMDViT.arch_zoo['large'] == dict(embed_dims=1024,
                                             num_layers=24,
                                             num_heads=16)
-    with pytest.raises(KeyError, match='huge'):
-        LMDViT('huge')
+    assert LMDViT.arch_zoo['huge'] == dict(embed_dims=1280,
+                                           num_layers=32,
+                                           num_heads=16)
+    with pytest.raises(KeyError, match='gigantic'):
+        LMDViT('gigantic')
 
 
 def test_pos_embed_is_sincos_without_init_weights():
