@@ -1,22 +1,11 @@
 #!/usr/bin/env bash
-# Distributed training on one or several nodes with torchrun (gloo on CPU,
-# nccl on GPU). Usage: tools/dist_train.sh CONFIG NPROC [train.py args]
-# Multi-node: NNODES, NODE_RANK, MASTER_ADDR, PORT environment variables.
+# Distributed training with torchrun (gloo on CPU, nccl on GPU), on one node
+# or several. Usage: tools/dist_train.sh CONFIG NPROC [train.py args]
+#   NPROC  processes on this node (one per GPU).
+# Multi-node (start the script once on every node): NNODES, NODE_RANK,
+# MASTER_ADDR, PORT; see tools/launchers/torchrun.sh.
 set -euo pipefail
-CONFIG=$1
-NPROC=$2
-NNODES=${NNODES:-1}
-NODE_RANK=${NODE_RANK:-0}
-PORT=${PORT:-29500}
-MASTER_ADDR=${MASTER_ADDR:-127.0.0.1}
-HERE=$(cd "$(dirname "$0")" && pwd)
-PYTHON=${PYTHON:-python}
-
-PYTHONPATH="$HERE/..${PYTHONPATH:+:$PYTHONPATH}" \
-"$PYTHON" -m torch.distributed.run \
-    --nnodes="$NNODES" \
-    --node_rank="$NODE_RANK" \
-    --master_addr="$MASTER_ADDR" \
-    --nproc_per_node="$NPROC" \
-    --master_port="$PORT" \
-    "$HERE/train.py" "$CONFIG" --launcher pytorch "${@:3}"
+USAGE="$0 CONFIG NPROC [train.py args]"
+source "$(dirname "$0")/launchers/torchrun.sh"
+[ $# -ge 2 ] || usage "CONFIG and NPROC are required."
+torchrun_launch "$2" train.py "$1" --launcher pytorch "${@:3}"

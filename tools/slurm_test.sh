@@ -1,27 +1,13 @@
 #!/usr/bin/env bash
-# Testing on a SLURM cluster.
-# Usage: tools/slurm_test.sh PARTITION JOB_NAME CONFIG CHECKPOINT [test.py args]
-# Environment: GPUS (total, default 8), GPUS_PER_NODE (8), CPUS_PER_TASK (5),
-# SRUN_ARGS (extra srun options).
+# Testing on a SLURM cluster: one srun step, one task per GPU; each task
+# runs tools/test.py --launcher slurm, which reads its rank from SLURM.
+# Usage:
+#   tools/slurm_test.sh PARTITION JOB_NAME CONFIG CHECKPOINT [test.py args]
+# Environment: GPUS, GPUS_PER_NODE, GRES, CPUS_PER_TASK, PORT, SRUN_ARGS,
+# PYTHON; see tools/launchers/srun.sh.
 set -euo pipefail
-PARTITION=$1
-JOB_NAME=$2
-CONFIG=$3
-CHECKPOINT=$4
-GPUS=${GPUS:-8}
-GPUS_PER_NODE=${GPUS_PER_NODE:-8}
-CPUS_PER_TASK=${CPUS_PER_TASK:-5}
-SRUN_ARGS=${SRUN_ARGS:-""}
-HERE=$(cd "$(dirname "$0")" && pwd)
-PYTHON=${PYTHON:-python}
-
-PYTHONPATH="$HERE/..${PYTHONPATH:+:$PYTHONPATH}" \
-srun -p "$PARTITION" \
-    --job-name="$JOB_NAME" \
-    --gres=gpu:"$GPUS_PER_NODE" \
-    --ntasks="$GPUS" \
-    --ntasks-per-node="$GPUS_PER_NODE" \
-    --cpus-per-task="$CPUS_PER_TASK" \
-    --kill-on-bad-exit=1 \
-    $SRUN_ARGS \
-    "$PYTHON" -u "$HERE/test.py" "$CONFIG" "$CHECKPOINT" --launcher slurm "${@:5}"
+USAGE="$0 PARTITION JOB_NAME CONFIG CHECKPOINT [test.py args]"
+source "$(dirname "$0")/launchers/srun.sh"
+[ $# -ge 4 ] ||
+    usage "PARTITION, JOB_NAME, CONFIG and CHECKPOINT are required."
+srun_launch "$1" "$2" test.py "$3" "$4" --launcher slurm "${@:5}"

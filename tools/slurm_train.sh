@@ -1,27 +1,13 @@
 #!/usr/bin/env bash
-# Training on a SLURM cluster.
-# Usage: tools/slurm_train.sh PARTITION JOB_NAME CONFIG WORK_DIR [train.py args]
-# Environment: GPUS (total, default 8), GPUS_PER_NODE (8), CPUS_PER_TASK (5),
-# SRUN_ARGS (extra srun options).
+# Training on a SLURM cluster: one srun step, one task per GPU; each task
+# runs tools/train.py --launcher slurm, which reads its rank from SLURM.
+# Usage:
+#   tools/slurm_train.sh PARTITION JOB_NAME CONFIG WORK_DIR [train.py args]
+# Environment: GPUS, GPUS_PER_NODE, GRES, CPUS_PER_TASK, PORT, SRUN_ARGS,
+# PYTHON; see tools/launchers/srun.sh.
 set -euo pipefail
-PARTITION=$1
-JOB_NAME=$2
-CONFIG=$3
-WORK_DIR=$4
-GPUS=${GPUS:-8}
-GPUS_PER_NODE=${GPUS_PER_NODE:-8}
-CPUS_PER_TASK=${CPUS_PER_TASK:-5}
-SRUN_ARGS=${SRUN_ARGS:-""}
-HERE=$(cd "$(dirname "$0")" && pwd)
-PYTHON=${PYTHON:-python}
-
-PYTHONPATH="$HERE/..${PYTHONPATH:+:$PYTHONPATH}" \
-srun -p "$PARTITION" \
-    --job-name="$JOB_NAME" \
-    --gres=gpu:"$GPUS_PER_NODE" \
-    --ntasks="$GPUS" \
-    --ntasks-per-node="$GPUS_PER_NODE" \
-    --cpus-per-task="$CPUS_PER_TASK" \
-    --kill-on-bad-exit=1 \
-    $SRUN_ARGS \
-    "$PYTHON" -u "$HERE/train.py" "$CONFIG" --work-dir="$WORK_DIR" --launcher slurm "${@:5}"
+USAGE="$0 PARTITION JOB_NAME CONFIG WORK_DIR [train.py args]"
+source "$(dirname "$0")/launchers/srun.sh"
+[ $# -ge 4 ] ||
+    usage "PARTITION, JOB_NAME, CONFIG and WORK_DIR are required."
+srun_launch "$1" "$2" train.py "$3" --work-dir="$4" --launcher slurm "${@:5}"
