@@ -158,10 +158,12 @@ def test_fsdp_matches_ddp_and_shards_the_parameters(runs):
     assert all(abs(h - total / 2) <= 0.02 * total for h in held), held
     # The optimizer holds the shards of the trainable parameters only.
     assert [r['fsdp']['optimizer_params'] for r in records] == held
-    # clip_grad's norm is the whole gradient's, as under DDP (not a shard's).
-    norms = [[r['grad_norm'] for r in train_scalars(osp.join(root, run))]
-             for run in ('ddp', 'fsdp')]
-    assert norms[1] == pytest.approx(norms[0], rel=1e-5)
+    # The same losses, and clip_grad's norm is the whole gradient's, as
+    # under DDP (not a shard's).
+    logs = [train_scalars(osp.join(root, run)) for run in ('ddp', 'fsdp')]
+    for key in ('loss', 'grad_norm'):
+        assert [r[key] for r in logs[1]] == pytest.approx(
+            [r[key] for r in logs[0]], rel=1e-5), key
     # The reconstruction grid of iteration 4 (weights gathered to rank 0).
     assert osp.isfile(osp.join(root, 'fsdp', 'reconstructions', 'iter_4.png'))
 
