@@ -44,8 +44,11 @@ from torch.distributed.fsdp import FullyShardedDataParallel as FSDP
 from torch.distributed.fsdp import StateDictType
 from torch.distributed.fsdp.wrap import ModuleWrapPolicy
 
-from lmd_toolkit.registry import (MODEL_WRAPPERS, OPTIM_WRAPPER_CONSTRUCTORS,
-                                  STRATEGIES)
+from lmd_toolkit.registry import (MODEL_WRAPPERS, MODELS,
+                                  OPTIM_WRAPPER_CONSTRUCTORS, STRATEGIES)
+from lmd_toolkit.models.layers import Block
+from lmd_toolkit.utils.compat import drop_executable_meta
+from lmd_toolkit.utils.rng import preserved_rng_state
 from lmd_toolkit.utils.state_dict import optimizer_param_names
 
 __all__ = [
@@ -72,7 +75,6 @@ def frozen_children(module: nn.Module) -> List[nn.Module]:
 
 def transformer_block_policy() -> ModuleWrapPolicy:
     """Each transformer ``Block`` (encoder and decoder) is one FSDP unit."""
-    from lmd_toolkit.models.layers import Block
     return ModuleWrapPolicy({Block})
 
 
@@ -104,8 +106,6 @@ def unsharded_model(runner, cache: dict) -> Optional[nn.Module]:
     if runner.rank != 0:
         return None
     if 'model' not in cache:
-        from lmd_toolkit.registry import MODELS
-        from lmd_toolkit.utils.rng import preserved_rng_state
         # Building initialises weights: keep training's random draws.
         with preserved_rng_state():
             cache['model'] = MODELS.build(copy.deepcopy(runner.cfg.model))
@@ -314,11 +314,13 @@ class LMDFSDPStrategy(FSDPStrategy):
 
     # -- loading: metadata is data ----------------------------------------
     def load_checkpoint(self, filename: str, **kwargs) -> dict:
-        kwargs['callback'] = _without_executable_meta(kwargs.get('callback'))
+        kwargs['callback'] = _without_executable_meta(
+            filename, kwargs.get('callback'))
         return super().load_checkpoint(filename, **kwargs)
 
     def resume(self, filename: str, **kwargs) -> dict:
-        kwargs['callback'] = _without_executable_meta(kwargs.get('callback'))
+        kwargs['callback'] = _without_executable_meta(
+            filename, kwargs.get('callback'))
         return super().resume(filename, **kwargs)
 
 
@@ -332,13 +334,13 @@ def _clip_sharded_grad_norm(model: FSDP, params, max_norm: float,
     return model.clip_grad_norm_(max_norm, norm_type)
 
 
-def _without_executable_meta(callback: Optional[Callable]) -> Callable:
-    """Wrap a checkpoint callback: remove ``meta['config']`` first."""
+def _without_executable_meta(filename: str,
+                             callback: Optional[Callable]) -> Callable:
+    """Wrap a checkpoint callback: :func:`~lmd_toolkit.utils.compat.
+    drop_executable_meta` first (shim 5, as for mmengine's ``Runner``)."""
 
     def drop_then_call(checkpoint: dict) -> None:
-        meta = checkpoint.get('meta')
-        if isinstance(meta, dict):
-            meta.pop('config', None)
+        drop_executable_meta(checkpoint, filename)
         if callback is not None:
             callback(checkpoint)
 

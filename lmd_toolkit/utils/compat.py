@@ -61,6 +61,7 @@ variable for any of them.
 import logging
 import os
 import os.path as osp
+import socket
 import subprocess
 from typing import List, Optional
 
@@ -234,6 +235,13 @@ def fill_model_wrapper_cfg(cfg) -> None:
             find_unused_parameters=cfg.get('find_unused_parameters', False))
 
 
+def free_local_port() -> int:
+    """A TCP port on 127.0.0.1 that is free now (for a local rendezvous)."""
+    with socket.socket() as sock:
+        sock.bind(('127.0.0.1', 0))
+        return sock.getsockname()[1]
+
+
 def init_single_process_group() -> bool:
     """A process group of one for an FSDP config started without a launcher
     (shim 7): torch's FSDP needs one, mmengine's ``FlexibleRunner`` starts
@@ -245,10 +253,7 @@ def init_single_process_group() -> bool:
     """
     if dist.is_initialized():
         return False
-    import socket
-    with socket.socket() as sock:
-        sock.bind(('127.0.0.1', 0))
-        port = sock.getsockname()[1]
+    port = free_local_port()
     backend = 'nccl' if torch.cuda.is_available() else 'gloo'
     if torch.cuda.is_available():
         torch.cuda.set_device(0)
@@ -314,19 +319,25 @@ def _load_http_checkpoint(filename: str,
     return checkpoint
 
 
+def drop_executable_meta(checkpoint, filename: str) -> None:
+    """Remove ``meta['config']`` (text that ``Runner.resume`` and
+    ``FlexibleRunner.resume`` would execute) from a loaded checkpoint, with
+    a warning naming ``filename``."""
+    meta = checkpoint.get('meta') if isinstance(checkpoint, dict) else None
+    if isinstance(meta, dict) and 'config' in meta:
+        meta.pop('config')
+        print_log(
+            f"{filename}: ignored meta['config'] (config text is never "
+            'executed; the recorded meta[\'cfg\'] is compared as data).',
+            logger='current', level=logging.WARNING)
+
+
 def _drop_executable_meta(load_checkpoint):
-    """Wrap ``Runner.load_checkpoint``: remove ``meta['config']`` (text that
-    ``Runner.resume`` would execute) from the loaded checkpoint."""
+    """Wrap ``Runner.load_checkpoint`` with :func:`drop_executable_meta`."""
 
     def load_checkpoint_without_code(self, filename, *args, **kwargs):
         checkpoint = load_checkpoint(self, filename, *args, **kwargs)
-        meta = checkpoint.get('meta') if isinstance(checkpoint, dict) else None
-        if isinstance(meta, dict) and 'config' in meta:
-            meta.pop('config')
-            print_log(
-                f"{filename}: ignored meta['config'] (config text is never "
-                'executed; the recorded meta[\'cfg\'] is compared as data).',
-                logger='current', level=logging.WARNING)
+        drop_executable_meta(checkpoint, filename)
         return checkpoint
 
     load_checkpoint_without_code._lmd_safe = True

@@ -99,9 +99,9 @@ def check_state_dict(model: torch.nn.Module,
     raise StateDictMismatchError('\n'.join(lines))
 
 
-# Prefixes FSDP and activation-checkpoint wrappers put into parameter names.
-WRAPPER_PREFIXES = ('_fsdp_wrapped_module.', '_checkpoint_wrapped_module.',
-                    'module.')
+# What FSDP and activation-checkpoint wrappers insert into parameter names
+# (anywhere: every wrapped unit adds one).
+_WRAPPER_PARTS = ('_fsdp_wrapped_module.', '_checkpoint_wrapped_module.')
 
 
 def clean_param_name(name: str) -> str:
@@ -109,8 +109,8 @@ def clean_param_name(name: str) -> str:
     ``_fsdp_wrapped_module.`` of FSDP)."""
     if name.startswith('module.'):
         name = name[len('module.'):]
-    for prefix in WRAPPER_PREFIXES[:2]:
-        name = name.replace(prefix, '')
+    for part in _WRAPPER_PARTS:
+        name = name.replace(part, '')
     return name
 
 

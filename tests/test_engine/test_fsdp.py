@@ -23,7 +23,7 @@ ROOT = osp.dirname(osp.dirname(HERE))
 TINY = osp.join(ROOT, 'tests', 'data', 'tiny_lmd_photos.py')
 TINY_FSDP = osp.join(ROOT, 'tests', 'data', 'tiny_lmd_photos_fsdp.py')
 sys.path.insert(0, osp.join(ROOT, 'tests', 'test_reliability'))
-from reliability_helpers import load, train_here  # noqa: E402
+from reliability_helpers import load, load_tool, train_here  # noqa: E402
 from tool_helpers import train_scalars  # noqa: E402
 
 pytestmark = pytest.mark.usefixtures('single_thread')
@@ -198,11 +198,7 @@ def test_fsdp_resume_continues_ratio_lr_and_weights(runs):
 
 
 def _test_tool_psnr(checkpoint, work_dir, monkeypatch) -> float:
-    import importlib.util
-    spec = importlib.util.spec_from_file_location(
-        'lmd_test_tool', osp.join(ROOT, 'tools', 'test.py'))
-    tool = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(tool)
+    tool = load_tool('tools/test.py', 'lmd_test_tool')
     monkeypatch.setattr(sys, 'argv', [
         'test.py', TINY_FSDP, checkpoint, '--work-dir', str(work_dir)])
     tool.main()
@@ -395,15 +391,10 @@ def test_frozen_projector_is_left_out_of_fsdp_and_the_optimizer(
 def test_fsdp_checkpoint_converts_and_inits_like_the_ddp_one(runs, tmp_path):
     """The converter and ``init_model`` read an FSDP checkpoint as a DDP
     one: the same keys come out, with the FSDP run's weights."""
-    import importlib.util
-
     from lmd_toolkit.apis import init_model
     root, _ = runs
-    spec = importlib.util.spec_from_file_location(
-        'lmd_converter',
-        osp.join(ROOT, 'tools', 'model_converters', 'lmd_to_mmpretrain.py'))
-    converter = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(converter)
+    converter = load_tool('tools/model_converters/lmd_to_mmpretrain.py',
+                          'lmd_converter')
     converted = {}
     for run in ('ddp', 'fsdp'):
         dst = str(tmp_path / f'{run}_cls.pth')

@@ -53,9 +53,11 @@ def train_process(work_dir, options, args=(), check=True, timeout=300,
     return proc
 
 
-def _train_tool():
-    spec = importlib.util.spec_from_file_location(
-        'lmd_train_tool', osp.join(ROOT, 'tools', 'train.py'))
+def load_tool(path, name):
+    """A tool script (``path`` from the repository root) as a module named
+    ``name`` (``tools/test.py`` would clash with the standard library's
+    ``test`` package under its own name)."""
+    spec = importlib.util.spec_from_file_location(name, osp.join(ROOT, path))
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module
@@ -70,7 +72,7 @@ def train_here(work_dir, options, args=(), monkeypatch=None, config=TINY):
     threads = torch.get_num_threads()
     torch.set_num_threads(1)
     try:
-        _train_tool().main()
+        load_tool('tools/train.py', 'lmd_train_tool').main()
     finally:
         torch.set_num_threads(threads)
 

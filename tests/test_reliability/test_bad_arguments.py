@@ -1,7 +1,6 @@
 """Bad config values and tool arguments fail first: one named error before
 any model, dataset or work dir is built (docs/en/reliability.md)."""
 import glob
-import importlib.util
 import os.path as osp
 import sys
 
@@ -9,18 +8,12 @@ import pytest
 from mmengine.config import Config
 
 from lmd_toolkit.utils.validate import ConfigValueError, check_config
+from reliability_helpers import load_tool
 
 ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 TINY_CONFIG = osp.join(ROOT, 'tests', 'data', 'tiny_lmd_photos.py')
 IN1K_FINETUNE = osp.join(ROOT, 'configs', 'downstream',
                          'latent_vit-b_kl-f8_finetune_in1k.py')
-
-
-def load_tool(path, name):
-    spec = importlib.util.spec_from_file_location(name, osp.join(ROOT, path))
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
 
 def tiny(**options):

@@ -3,7 +3,6 @@ the fix, and lose nothing: a full disk, NaN latents, damaged cache files,
 bad images, a projector without weights (docs/en/reliability.md)."""
 import errno
 import hashlib
-import importlib.util
 import json
 import os
 import os.path as osp
@@ -27,6 +26,7 @@ from lmd_toolkit.datasets.latent_cache import (LatentCacheSpaceError,
                                                check_latent_cache_config)
 from lmd_toolkit.datasets.transforms import ImageTooSmallError
 from lmd_toolkit.engine.hooks.latent_cache_hook import LatentCacheHook
+from reliability_helpers import load_tool
 from lmd_toolkit.registry import DATASETS, MODELS
 from lmd_toolkit.utils import register_all_modules
 from lmd_toolkit.utils.fileio import UnreadableFileError
@@ -466,11 +466,7 @@ def test_config_check_refuses_before_any_model_is_built():
 
 def test_cli_refuses_a_random_projector_unless_allowed(tmp_path,
                                                        monkeypatch):
-    spec = importlib.util.spec_from_file_location(
-        'cache_latents_tool', osp.join(ROOT, 'tools', 'misc',
-                                       'cache_latents.py'))
-    tool = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(tool)
+    tool = load_tool('tools/misc/cache_latents.py', 'cache_latents_tool')
     out = tmp_path / 'cli'
     argv = [
         'cache_latents.py',

@@ -3,7 +3,6 @@ failed evaluation never touches earlier results (docs/en/reliability.md).
 
 Tools run in-process on the tiny 64 px LMD of tests/data (random weights,
 8 validation crops)."""
-import importlib.util
 import json
 import os
 import os.path as osp
@@ -18,6 +17,7 @@ from lmd_toolkit.models.projectors import KLVAEProjector
 from lmd_toolkit.models.projectors.checkpoint import load_projector_weights
 from lmd_toolkit.utils.fileio import UnreadableFileError
 from lmd_toolkit.utils.state_dict import StateDictMismatchError
+from reliability_helpers import load_tool
 
 ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 TINY_CONFIG = osp.join(ROOT, 'tests', 'data', 'tiny_lmd_photos.py')
@@ -36,15 +36,6 @@ KL_OPTIONS = {
     'model.neck.in_channels': 4,
     'model.head.patch_size': 2,
 }
-
-
-def load_tool(path, name):
-    """A tool script as a module (``tools/test.py`` would clash with the
-    standard library's ``test`` package under its own name)."""
-    spec = importlib.util.spec_from_file_location(name, osp.join(ROOT, path))
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
 
 test_tool = load_tool('tools/test.py', 'lmd_tools_test')

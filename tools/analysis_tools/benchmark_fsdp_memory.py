@@ -30,7 +30,6 @@ import ctypes
 import json
 import os
 import os.path as osp
-import socket
 import sys
 import tempfile
 from typing import Optional, Sequence
@@ -44,6 +43,7 @@ import torch.multiprocessing as mp  # noqa: E402
 
 from benchmark_activation_checkpointing import (  # noqa: E402
     fake_latent_batch, model_config, resolve_arch)
+from lmd_toolkit.utils.compat import free_local_port  # noqa: E402
 
 GB = 1e9
 
@@ -126,12 +126,6 @@ def worker(rank: int, args: argparse.Namespace, strategy: str, port: int,
     dist.destroy_process_group()
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(('127.0.0.1', 0))
-        return s.getsockname()[1]
-
-
 def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
         description=__doc__.split('\n\n')[0],
@@ -156,7 +150,7 @@ def main(argv: Optional[Sequence[str]] = None) -> dict:
     with tempfile.TemporaryDirectory() as tmp:
         for strategy in args.strategies:
             print(f'{strategy}: {args.nproc} processes ...', flush=True)
-            mp.spawn(worker, args=(args, strategy, free_port(), tmp),
+            mp.spawn(worker, args=(args, strategy, free_local_port(), tmp),
                      nprocs=args.nproc, join=True)
             results[strategy] = [
                 json.load(open(osp.join(tmp, f'{strategy}_rank{r}.json')))
