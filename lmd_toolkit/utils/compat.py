@@ -57,6 +57,15 @@ variable for any of them.
    ``lmd_toolkit.engine.strategies`` (``LMDFSDPStrategy``,
    ``LMDFullyShardedDataParallel``) absorbs all but the last;
    :func:`init_single_process_group` the last.
+8. mmengine names a run's log directory, logger, message hub and visualizer
+   by a timestamp with one-second resolution, and hands back the existing
+   instance when a name is taken: a second Runner built in the same process
+   within the same second (a sweep, a notebook, a test) logged and dumped
+   its config into the first run's directory, or into a deleted one
+   (``FileNotFoundError: .../vis_data/config.py``).
+   :func:`unique_run_timestamps` appends ``_2``, ``_3``... to a timestamp
+   this process has already used. Every rank builds its runners in the
+   same order, so ranks still agree.
 """
 import logging
 import os
@@ -381,9 +390,42 @@ def atomic_local_backend() -> None:
     LocalBackend.put_text = _atomic_put_text
 
 
+_USED_TIMESTAMPS: dict = {}
+
+
+def unique_timestamp(timestamp: str) -> str:
+    """``timestamp`` the first time this process sees it, then
+    ``timestamp_2``, ``timestamp_3``..."""
+    count = _USED_TIMESTAMPS.get(timestamp, 0) + 1
+    _USED_TIMESTAMPS[timestamp] = count
+    return timestamp if count == 1 else f'{timestamp}_{count}'
+
+
+def _with_unique_timestamp(setup_env):
+
+    def setup_env_with_unique_timestamp(self, *args, **kwargs):
+        setup_env(self, *args, **kwargs)
+        self._timestamp = unique_timestamp(self._timestamp)
+
+    setup_env_with_unique_timestamp._lmd_unique = True
+    return setup_env_with_unique_timestamp
+
+
+def unique_run_timestamps() -> None:
+    """Shim 8: no two Runners (or FlexibleRunner strategies) of one process
+    share a timestamp, and so a log directory or a logger. Idempotent."""
+    from mmengine._strategy.base import BaseStrategy
+    from mmengine.runner import Runner
+    for cls, name in ((Runner, 'setup_env'), (BaseStrategy, '_setup_env')):
+        method = getattr(cls, name)
+        if not getattr(method, '_lmd_unique', False):
+            setattr(cls, name, _with_unique_timestamp(method))
+
+
 def apply_compat_shims() -> None:
     """Apply the process-wide shims (idempotent)."""
     allow_mmengine_checkpoint_globals()
     exclude_plumbing_from_compile()
     safe_mmengine_loading()
     atomic_local_backend()
+    unique_run_timestamps()

@@ -175,3 +175,49 @@ def test_local_backend_shim_keeps_the_old_file_on_a_failed_write(
     assert f'CONTENT {expected}' in proc.stdout
     assert sorted(p.name for p in tmp_path.iterdir()) == ['ckpt.pth']
 
+
+
+SAME_SECOND_RUNNERS = textwrap.dedent('''
+    import os, sys, time
+    from torch import nn
+    from mmengine.model import BaseModel
+    from mmengine.runner import Runner
+    if sys.argv[2] == 'shim':
+        from lmd_toolkit.utils.compat import apply_compat_shims
+        apply_compat_shims()
+    time.time = lambda: 1.8e9  # both runners start in the same second
+
+    class Toy(BaseModel):
+        def __init__(self):
+            super().__init__()
+            self.linear = nn.Linear(2, 1)
+
+        def forward(self, inputs, data_samples=None, mode='tensor'):
+            return self.linear(inputs)
+
+    for run in ('first', 'second'):
+        runner = Runner(model=Toy(), work_dir=os.path.join(sys.argv[1], run))
+        print('LOG_DIR', os.path.relpath(runner.log_dir, sys.argv[1]))
+        print('VIS_DIR', os.path.relpath(
+            runner.visualizer._vis_backends['LocalVisBackend']._save_dir,
+            sys.argv[1]))
+''')
+
+
+@pytest.mark.parametrize('mode', ['plain', 'shim'])
+def test_runners_of_one_second_get_their_own_logs(tmp_path, mode):
+    """Two Runners built in one process within one second: mmengine hands
+    the second one the first one's visualizer, so its config and scalars go
+    into the first run's directory. Through the shim each has its own."""
+    proc = run_python(SAME_SECOND_RUNNERS, str(tmp_path), mode)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    vis_dirs = [line.split()[1] for line in proc.stdout.splitlines()
+                if line.startswith('VIS_DIR')]
+    log_dirs = [line.split()[1] for line in proc.stdout.splitlines()
+                if line.startswith('LOG_DIR')]
+    assert [d.split('/')[0] for d in log_dirs] == ['first', 'second']
+    if mode == 'shim':
+        assert [d.split('/')[0] for d in vis_dirs] == ['first', 'second']
+        assert log_dirs[1] == log_dirs[0].replace('first', 'second') + '_2'
+    else:
+        assert [d.split('/')[0] for d in vis_dirs] == ['first', 'first']
