@@ -24,9 +24,11 @@ from typing import List, Optional
 import torch
 
 from lmd_toolkit.models.projectors.checkpoint import (
-    CheckpointMismatchError, convert_to_ldm, diffusers_config,
-    ldm_to_diffusers, load_projector_weights, read_checkpoint,
+    CheckpointMismatchError, load_projector_weights, read_checkpoint,
     save_state_dict, suggest_presets)
+from lmd_toolkit.models.projectors.formats import (convert_to_ldm,
+                                                   diffusers_config,
+                                                   ldm_to_diffusers)
 from lmd_toolkit.models.projectors.kl_vae import KLVAEProjector
 from lmd_toolkit.models.projectors.vqgan import VQGANProjector
 from lmd_toolkit.utils.fileio import UnreadableFileError, atomic_write

@@ -1,5 +1,4 @@
 """LPIPS perceptual distance, from the ``lpips`` package, fully offline."""
-import warnings
 from typing import Any, Dict, List, Optional, Sequence
 
 import numpy as np
@@ -7,36 +6,12 @@ import torch
 from mmengine.evaluator import BaseMetric
 from torch import nn
 
+from lmd_toolkit.models.losses.lpips_net import (BACKBONE_FILES,
+                                                 build_lpips_network,
+                                                 check_lpips_net,
+                                                 resolve_weights_file)
 from lmd_toolkit.registry import METRICS
-from .utils import group_by_shape, image_pairs, resolve_weights_file
-
-#: torchvision's file name of each backbone's ImageNet weights.
-BACKBONE_FILES = {
-    'alex': 'alexnet-owt-7be5be79.pth',
-    'vgg': 'vgg16-397923af.pth',
-    'squeeze': 'squeezenet1_1-b8a52dc0.pth',
-}
-
-
-def load_lpips_backbone(backbone: nn.Module, state_dict: dict,
-                        source: str) -> None:
-    """Copy torchvision ``features.*`` weights into an ``lpips`` backbone.
-
-    ``lpips`` splits torchvision's ``features`` Sequential into ``slice1``,
-    ``slice2``, ... keeping the original indices, so ``slice2.3.weight`` is
-    torchvision's ``features.3.weight``.
-    """
-    mapped = {}
-    for name in backbone.state_dict():
-        source_key = 'features.' + name.split('.', 1)[1]
-        if source_key not in state_dict:
-            raise KeyError(
-                f'{source} has no {source_key!r}: it is not the torchvision '
-                'weights file of this LPIPS backbone (expected keys '
-                '"features.<index>.weight" / ".bias").')
-        mapped[name] = state_dict[source_key]
-    backbone.load_state_dict(mapped, strict=True)
-
+from .utils import group_by_shape, image_pairs
 
 @METRICS.register_module()
 class LPIPS(BaseMetric):
@@ -74,9 +49,7 @@ class LPIPS(BaseMetric):
                  collect_device: str = 'cpu',
                  prefix: Optional[str] = None) -> None:
         super().__init__(collect_device=collect_device, prefix=prefix)
-        if net not in BACKBONE_FILES:
-            raise ValueError(f'LPIPS net must be one of '
-                             f'{sorted(BACKBONE_FILES)}, got {net!r}.')
+        check_lpips_net(net)
         self.net = net
         self.backbone_checkpoint = backbone_checkpoint
         self.pnet_rand = pnet_rand
@@ -91,16 +64,8 @@ class LPIPS(BaseMetric):
                                     'backbone_checkpoint')
 
     def _build(self, device: torch.device) -> nn.Module:
-        import lpips
-        with warnings.catch_warnings():
-            # lpips calls torchvision's deprecated ``pretrained=`` argument.
-            warnings.simplefilter('ignore', UserWarning)
-            model = lpips.LPIPS(net=self.net, pnet_rand=True, verbose=False)
-        if not self.pnet_rand:
-            path = self._weights_path()
-            state = torch.load(path, map_location='cpu', weights_only=True)
-            load_lpips_backbone(model.net, state, path)
-        return model.eval().requires_grad_(False).to(device)
+        path = None if self.pnet_rand else self._weights_path()
+        return build_lpips_network(self.net, path).to(device)
 
     @torch.no_grad()
     def process(self, data_batch: Any, data_samples: Sequence[dict]) -> None:

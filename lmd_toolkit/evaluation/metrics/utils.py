@@ -4,12 +4,15 @@ Every metric reads the same per-sample contract from the model's predict mode:
 a dict with ``'gt_img'`` and ``'pred_img'``, float tensors ``(3, H, W)``, RGB,
 in ``[0, 255]`` (``pred_img`` unrounded, possibly slightly out of range).
 """
-import os
-import os.path as osp
-from typing import Any, List, Optional, Sequence, Tuple
+from typing import Any, List, Sequence, Tuple
 
 import torch
 from torch import Tensor
+
+# The weights-file lookup lives below both models and evaluation; the
+# metrics import it from here.
+from lmd_toolkit.models.losses.lpips_net import (  # noqa: F401
+    resolve_weights_file, torch_checkpoint_dir)
 
 GT_KEY = 'gt_img'
 PRED_KEY = 'pred_img'
@@ -83,45 +86,3 @@ def group_by_shape(
         else:
             batches.append(([pred], [gt]))
     return [(torch.stack(p), torch.stack(g)) for p, g in batches]
-
-
-def torch_checkpoint_dir() -> str:
-    """The folder torch keeps downloaded weights in, resolved now:
-    ``$TORCH_HOME/hub/checkpoints`` (``~/.cache/torch/hub/checkpoints``
-    when ``TORCH_HOME`` is unset)."""
-    return osp.abspath(osp.join(torch.hub.get_dir(), 'checkpoints'))
-
-
-def resolve_weights_file(checkpoint: Optional[str], file_name: str,
-                         what: str, argument: str) -> str:
-    """Find a local weights file; never touch the network.
-
-    Args:
-        checkpoint (str, optional): An explicit path given by the user.
-        file_name (str): torchvision's file name of the weights, looked up
-            in :func:`torch_checkpoint_dir` when ``checkpoint`` is None.
-        what (str): What the weights are, for the error message.
-        argument (str): The metric argument that takes an explicit path.
-
-    Returns:
-        str: An existing file path.
-    """
-    if checkpoint is not None:
-        path = osp.abspath(osp.expanduser(checkpoint))
-        if not osp.isfile(path):
-            raise FileNotFoundError(
-                f'{what}: {argument}={checkpoint!r} does not exist '
-                f'(resolved to {path}). Point {argument} to the file '
-                f'{file_name} (torchvision\'s weights), or set it to None to '
-                f'look in {torch_checkpoint_dir()}.')
-        return path
-    folder = torch_checkpoint_dir()
-    path = os.path.join(folder, file_name)
-    if not osp.isfile(path):
-        raise FileNotFoundError(
-            f'{what}: weights file {file_name} not found in {folder} '
-            '($TORCH_HOME/hub/checkpoints). This toolkit never downloads '
-            f'weights: copy {file_name} (torchvision\'s weights, '
-            f'https://download.pytorch.org/models/{file_name}) into that '
-            f'folder, or pass its path as {argument}=...')
-    return path

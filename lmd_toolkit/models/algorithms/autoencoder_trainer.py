@@ -4,16 +4,19 @@ from typing import Dict, List, Optional, Tuple, Union
 
 import torch
 from mmengine.dist import all_reduce_params
+from mmengine.logging import MessageHub
 from mmengine.model import BaseModel, is_model_wrapper
 from mmengine.optim import (DefaultOptimWrapperConstructor, OptimWrapper,
                             OptimWrapperDict)
 from torch import Tensor, nn
 
 from lmd_toolkit.registry import MODELS, OPTIM_WRAPPER_CONSTRUCTORS
-from ..losses import (LPIPSLoss, adaptive_gan_weight, gaussian_kl,
-                      hinge_d_loss, hinge_g_loss, pixel_loss)
+from ..losses import (LPIPSLoss, adaptive_gan_weight, hinge_d_loss,
+                      hinge_g_loss, pixel_loss)
 
 _REDUCTIONS = ('mean', 'sum')
+#: Projector regulariser -> the argument that weights it.
+_REG_WEIGHTS = dict(kl='kl_weight', codebook='codebook_weight')
 
 
 @MODELS.register_module()
@@ -31,7 +34,9 @@ class AutoencoderTrainer(BaseModel):
         gamma = clamp(|grad_last rec| / (|grad_last g| + 1e-4), 0, 1e4)
         loss  = rec + reg + disc_factor * disc_weight * gamma * g
 
-    with ``g = -mean(D(x_hat))`` and ``last = decoder.conv_out.weight``; the
+    with ``g = -mean(D(x_hat))`` and ``last = projector.last_layer()``
+    (``decoder.conv_out.weight``); ``x_hat`` and the unweighted KL / L_VQ
+    come from ``projector.reconstruct``, its ``regularizer`` names which. The
     discriminator minimises ``disc_factor * (mean(relu(1 - D(x))) +
     mean(relu(1 + D(x_hat))))``. Both GAN terms are off (not computed, logged
     as 0) while the global iteration is below ``disc_start``.
@@ -117,14 +122,12 @@ class AutoencoderTrainer(BaseModel):
         super().__init__(data_preprocessor=data_preprocessor,
                          init_cfg=init_cfg)
         self.projector = MODELS.build(projector).unfreeze()
-        if hasattr(self.projector, 'encode_posterior'):
-            self.family = 'kl'
-        elif hasattr(self.projector, 'encode_quantized'):
-            self.family = 'vq'
-        else:
+        if self.projector.regularizer not in _REG_WEIGHTS:
             raise TypeError(
-                'AutoencoderTrainer: projector must be a KLVAEProjector or '
-                f'VQGANProjector, got {type(self.projector).__name__}.')
+                'AutoencoderTrainer: projector must have a stage-1 '
+                'regularizer (a KLVAEProjector or VQGANProjector), got '
+                f'{type(self.projector).__name__} (regularizer='
+                f'{self.projector.regularizer!r}).')
         self.discriminator = MODELS.build(discriminator)
         pixel_loss(torch.zeros(1), torch.zeros(1), rec_loss)  # validates
         if rec_reduction not in _REDUCTIONS:
@@ -153,20 +156,12 @@ class AutoencoderTrainer(BaseModel):
             its log values: ``{'reg': ..., 'loss_kl': ...}`` (KL) or
             ``{'reg': ..., 'loss_codebook': ..., 'perplexity': ...}`` (VQ).
         """
-        p = self.projector
-        if self.family == 'kl':
-            mean, logvar = p.encode_posterior(x)  # (B, d, h, w) each
-            z = mean
-            if self.sample_posterior:
-                z = mean + torch.exp(0.5 * logvar) * torch.randn_like(mean)
-            kl = gaussian_kl(mean, logvar).sum() / x.shape[0]
-            reg = dict(reg=self.kl_weight * kl, loss_kl=kl.detach())
-        else:
-            z, q_loss, info = p.encode_quantized(x)  # (B, d, h, w)
-            reg = dict(reg=self.codebook_weight * q_loss,
-                       loss_codebook=q_loss.detach(),
-                       perplexity=info['perplexity'])
-        return p.decoder(p.post_quant_conv(z)), reg
+        kind = self.projector.regularizer
+        x_hat, terms = self.projector.reconstruct(x, self.sample_posterior)
+        loss = terms.pop('loss')
+        weight = getattr(self, _REG_WEIGHTS[kind])
+        reg = {'reg': weight * loss, f'loss_{kind}': loss.detach(), **terms}
+        return x_hat, reg
 
     def reconstruction_loss(self, x: Tensor,
                             x_hat: Tensor) -> Dict[str, Tensor]:
@@ -196,7 +191,7 @@ class AutoencoderTrainer(BaseModel):
     @property
     def last_layer(self) -> Tensor:
         """The weight the adaptive GAN weight is measured at."""
-        return self.projector.decoder.conv_out.weight
+        return self.projector.last_layer()
 
     # -------------------------------------------------------------- steps
     def train_step(self, data: Union[dict, tuple, list],
@@ -331,7 +326,6 @@ def _update_params(wrapper: OptimWrapper, loss: Tensor,
 
 def _current_iter() -> int:
     """The Runner's global iteration (0 outside a Runner)."""
-    from mmengine.logging import MessageHub
     return int(MessageHub.get_current_instance().get_info('iter', 0))
 
 

@@ -1,9 +1,11 @@
 """LPIPS perceptual loss for stage-1 training, fully offline."""
-import warnings
 from typing import Optional
 
 import torch
 from torch import Tensor, nn
+
+from .lpips_net import (BACKBONE_FILES, build_lpips_network, check_lpips_net,
+                        resolve_weights_file)
 
 
 def build_lpips(net: str = 'alex',
@@ -25,14 +27,7 @@ def build_lpips(net: str = 'alex',
         two images ``(B, 3, H, W)`` in [-1, 1] to distances
         ``(B, 1, 1, 1)``.
     """
-    # The loader is shared with the LPIPS metric (imported here, not at
-    # module level: lmd_toolkit.evaluation imports lmd_toolkit.models).
-    from lmd_toolkit.evaluation.metrics.lpips_metric import (
-        BACKBONE_FILES, load_lpips_backbone)
-    from lmd_toolkit.evaluation.metrics.utils import resolve_weights_file
-    if net not in BACKBONE_FILES:
-        raise ValueError(f'LPIPS net must be one of {sorted(BACKBONE_FILES)},'
-                         f' got {net!r}.')
+    check_lpips_net(net)
     path = None
     if not pnet_rand:  # fail before building anything
         try:
@@ -43,15 +38,7 @@ def build_lpips(net: str = 'alex',
             raise FileNotFoundError(
                 f'{err} Or set perceptual_weight=0 to train without the '
                 'perceptual term.') from None
-    import lpips
-    with warnings.catch_warnings():
-        # lpips calls torchvision's deprecated ``pretrained=`` argument.
-        warnings.simplefilter('ignore', UserWarning)
-        model = lpips.LPIPS(net=net, pnet_rand=True, verbose=False)
-    if path is not None:
-        state = torch.load(path, map_location='cpu', weights_only=True)
-        load_lpips_backbone(model.net, state, path)
-    return model.eval().requires_grad_(False)
+    return build_lpips_network(net, path)
 
 
 class LPIPSLoss(nn.Module):

@@ -12,7 +12,7 @@ spatial self-attention with 1x1-conv projections, down-sampling by a stride-2
 conv after an asymmetric zero pad (right and bottom by one pixel), nearest
 up-sampling followed by a 3x3 conv.
 """
-from typing import Sequence
+from typing import Sequence, Tuple
 
 import torch.nn as nn
 import torch.nn.functional as F
@@ -233,7 +233,26 @@ class Decoder(nn.Module):
         return self.conv_out(F.silu(self.norm_out(h)))
 
 
+def build_encoder_decoder(arch: dict,
+                          double_z: bool) -> Tuple[Encoder, Decoder]:
+    """The Encoder and Decoder of a resolved preset config (``presets.py``),
+    built in this order; ``double_z`` for the KL-VAE (mean and log-variance).
+    """
+    net = dict(
+        ch=arch['ch'],
+        ch_mult=arch['ch_mult'],
+        num_res_blocks=arch['num_res_blocks'],
+        z_channels=arch['z_channels'],
+        resolution=arch['resolution'],
+        attn_resolutions=arch['attn_resolutions'],
+        dropout=arch['dropout'],
+        num_groups=arch['norm_groups'])
+    encoder = Encoder(in_channels=arch['in_channels'], double_z=double_z,
+                      **net)
+    return encoder, Decoder(out_ch=arch['out_ch'], **net)
+
+
 __all__ = [
     'AttnBlock', 'Decoder', 'Downsample', 'Encoder', 'ResnetBlock', 'Upsample',
-    'group_norm'
+    'build_encoder_decoder', 'group_norm'
 ]

@@ -1,5 +1,5 @@
 """Identity projector: the paper's "w/o LSP" ablation (pixel space)."""
-from typing import Optional
+from typing import Dict, Optional, Tuple
 
 from torch import Tensor
 
@@ -14,7 +14,7 @@ class IdentityProjector(BaseProjector):
     Paper: `LMD <https://arxiv.org/abs/2312.07971>`_, Table 5 "w/o LSP":
     masking diffusion directly on pixels. ``encode(x) = scale_factor * x``,
     ``decode(z) = z / scale_factor``; 3 latent channels, no down-sampling,
-    no parameters.
+    no parameters, no stage-1 regulariser.
 
     Args:
         scale_factor (float): Latents are returned as ``scale_factor * x``.
@@ -26,6 +26,7 @@ class IdentityProjector(BaseProjector):
     latent_channels = 3
     downsample_factor = 1
     cacheable = False  # its "latents" are the images
+    scale_is_buffer = False  # no weights: a plain float
 
     def __init__(self,
                  scale_factor: float = 1.0,
@@ -38,3 +39,10 @@ class IdentityProjector(BaseProjector):
 
     def _decode(self, z: Tensor) -> Tensor:
         return z
+
+    def reconstruct(self,
+                    x: Tensor,
+                    sample_posterior: bool = True
+                    ) -> Tuple[Tensor, Dict[str, Tensor]]:
+        """The image itself and no regulariser (a zero ``loss``)."""
+        return x, dict(loss=x.new_zeros(()))

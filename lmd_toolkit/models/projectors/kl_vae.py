@@ -1,17 +1,17 @@
 """KL-regularised autoencoder projector (LDM AutoencoderKL, SD v1 VAE)."""
-from typing import Optional, Tuple, Union
+from typing import Dict, Optional, Tuple, Union
 
 import torch
 import torch.nn as nn
 from torch import Tensor
 
 from lmd_toolkit.registry import MODELS
-from .autoencoder_base import AutoencoderProjector
+from .base import BaseProjector
 from .presets import KL_PRESETS
 
 
 @MODELS.register_module()
-class KLVAEProjector(AutoencoderProjector):
+class KLVAEProjector(BaseProjector):
     """Frozen KL-VAE projector: LDM / Stable Diffusion v1 ``AutoencoderKL``.
 
     Paper: `High-Resolution Image Synthesis with Latent Diffusion Models
@@ -20,7 +20,8 @@ class KLVAEProjector(AutoencoderProjector):
     v1 VAE: 256x256x3 -> 32x32x4). ``encoder -> quant_conv`` gives the
     moments of a diagonal Gaussian (log-variance clamped to [-30, 20]);
     ``post_quant_conv -> decoder`` maps a latent back. Module names match
-    LDM checkpoints, so ``decoder.conv_out`` is the last layer.
+    LDM checkpoints, so ``decoder.conv_out`` is the last layer. Its stage-1
+    regulariser is the KL divergence of the posterior from N(0, I).
 
     Args:
         preset (str | dict): 'kl-f8' (SD v1 / LDM, 83.65 M parameters),
@@ -39,11 +40,13 @@ class KLVAEProjector(AutoencoderProjector):
             for weights already in this module's key names. Defaults to None.
 
     Returns:
-        Tensor: :meth:`encode` maps ``(B, 3, H, W)`` in [-1, 1] to
-        ``(B, embed_dim, H/f, W/f)``; :meth:`decode` the reverse.
+        Tensor: :meth:`encode` maps ``(B, 3, H, W)`` in [-1, 1] to the
+        posterior mean (or a sample) ``(B, embed_dim, H/f, W/f)``;
+        :meth:`decode` the reverse.
     """
 
     fingerprint_options = ('sample_posterior', )
+    regularizer = 'kl'
 
     def __init__(self,
                  preset: Union[str, dict] = 'kl-f8',
@@ -51,10 +54,10 @@ class KLVAEProjector(AutoencoderProjector):
                  sample_posterior: bool = False,
                  scale_factor: Union[float, str] = 1.0,
                  init_cfg: Optional[dict] = None) -> None:
-        super().__init__('kl', preset, checkpoint, scale_factor, init_cfg)
-        self.sample_posterior = sample_posterior
-        cfg = self.arch
+        super().__init__(scale_factor, checkpoint, init_cfg)
+        cfg = self._build_autoencoder('kl', preset)
         z, embed = cfg['z_channels'], cfg['embed_dim']
+        self.sample_posterior = sample_posterior
         self.quant_conv = nn.Conv2d(2 * z, 2 * embed, 1)
         self.post_quant_conv = nn.Conv2d(embed, z, 1)
         self.freeze()
@@ -70,14 +73,59 @@ class KLVAEProjector(AutoencoderProjector):
         mean, logvar = moments.chunk(2, dim=1)
         return mean, logvar.clamp(-30.0, 20.0)
 
+    def kl_loss(self, mean: Tensor, logvar: Tensor) -> Tensor:
+        """The stage-1 regulariser: ``KL(N(mean, exp(logvar)) || N(0, I))``
+        summed over the latent elements of each image, averaged over the
+        batch (LDM ``kl_loss``), unweighted.
+
+        Returns:
+            Tensor: A scalar.
+        """
+        return gaussian_kl(mean, logvar).sum() / mean.shape[0]
+
     def _encode(self, x: Tensor) -> Tensor:
         mean, logvar = self.encode_posterior(x)
-        if not self.sample_posterior:
-            return mean
-        return mean + torch.exp(0.5 * logvar) * torch.randn_like(mean)
+        return _sample(mean, logvar) if self.sample_posterior else mean
 
     def _decode(self, z: Tensor) -> Tensor:
         return self.decoder(self.post_quant_conv(z))
 
+    def reconstruct(self,
+                    x: Tensor,
+                    sample_posterior: bool = True
+                    ) -> Tuple[Tensor, Dict[str, Tensor]]:
+        """Stage-1 autoencoding with gradients (see ``BaseProjector``):
+        ``x_hat`` and ``{'loss': kl_loss}``."""
+        mean, logvar = self.encode_posterior(x)  # (B, d, h, w) each
+        z = _sample(mean, logvar) if sample_posterior else mean
+        kl = self.kl_loss(mean, logvar)
+        return self._decode(z), dict(loss=kl)
 
-__all__ = ['KLVAEProjector', 'KL_PRESETS']
+    def last_layer(self) -> Tensor:
+        return self.decoder.conv_out.weight
+
+
+def gaussian_kl(mean: Tensor, logvar: Tensor) -> Tensor:
+    """``KL(N(mean, exp(logvar)) || N(0, I))`` summed over all latent
+    elements of each sample (LDM ``DiagonalGaussianDistribution.kl``)::
+
+        0.5 * sum(mean^2 + exp(logvar) - 1 - logvar)
+
+    Args:
+        mean (Tensor): Posterior means ``(B, d, h, w)``.
+        logvar (Tensor): Posterior log-variances, same shape.
+
+    Returns:
+        Tensor: ``(B,)``. LDM's loss term is its sum over the batch divided
+        by ``B`` (i.e. the batch mean), times ``kl_weight``.
+    """
+    per_element = mean.pow(2) + torch.exp(logvar) - 1.0 - logvar
+    return 0.5 * per_element.flatten(1).sum(1)
+
+
+def _sample(mean: Tensor, logvar: Tensor) -> Tensor:
+    """A sample of the diagonal Gaussian posterior."""
+    return mean + torch.exp(0.5 * logvar) * torch.randn_like(mean)
+
+
+__all__ = ['KLVAEProjector', 'KL_PRESETS', 'gaussian_kl']

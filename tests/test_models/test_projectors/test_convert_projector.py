@@ -6,7 +6,7 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
-from lmd_toolkit.models.projectors.checkpoint import ldm_to_diffusers
+from lmd_toolkit.models.projectors.formats import ldm_to_diffusers
 from lmd_toolkit.models.projectors.kl_vae import KLVAEProjector
 from lmd_toolkit.models.projectors.vqgan import VQGANProjector
 

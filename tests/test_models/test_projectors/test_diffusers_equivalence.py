@@ -6,9 +6,10 @@ import os.path as osp
 import pytest
 import torch
 
-from lmd_toolkit.models.projectors.checkpoint import (
-    diffusers_config, diffusers_to_ldm, ldm_to_diffusers,
-    load_projector_weights)
+from lmd_toolkit.models.projectors.checkpoint import load_projector_weights
+from lmd_toolkit.models.projectors.formats import (diffusers_config,
+                                                   diffusers_to_ldm,
+                                                   ldm_to_diffusers)
 from lmd_toolkit.models.projectors.kl_vae import KLVAEProjector
 from lmd_toolkit.models.projectors.vqgan import VQGANProjector
 

@@ -8,8 +8,8 @@ import torch
 from safetensors.torch import save_file
 
 from lmd_toolkit.models.projectors.checkpoint import (
-    CheckpointMismatchError, diffusers_to_ldm, load_projector_weights,
-    suggest_presets)
+    CheckpointMismatchError, load_projector_weights, suggest_presets)
+from lmd_toolkit.models.projectors.formats import diffusers_to_ldm
 from lmd_toolkit.models.projectors.kl_vae import KLVAEProjector
 from lmd_toolkit.models.projectors.vqgan import VQGANProjector
 
