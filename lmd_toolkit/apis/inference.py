@@ -1,4 +1,5 @@
-"""Inference with a trained LMD: load a model, reconstruct, inpaint.
+"""Inference with a trained LMD: load a model, reconstruct (inpainting and
+sampling: ``sampler.py``).
 
 Images enter as file paths, PIL images, uint8 ``(H, W, 3)`` / ``(H, W)``
 numpy arrays or a uint8 tensor ``(B, 3, H, W)`` / ``(3, H, W)``; they leave
@@ -12,7 +13,6 @@ resampled at all.
 import logging
 import os
 import os.path as osp
-from contextlib import nullcontext
 from typing import Dict, List, Optional, Sequence, Tuple, Union
 
 import numpy as np
@@ -24,20 +24,17 @@ from PIL import Image
 from torch import Tensor
 
 from lmd_toolkit.datasets.image_io import read_rgb_image
-from lmd_toolkit.models.layers import patchify
-from lmd_toolkit.models.layers.masking import seeded_generators
+from lmd_toolkit.models.progressive_unmasking import (  # noqa: F401
+    AUTOCAST_DTYPES, autocast_context, sample_generators, to_uint8)
+from lmd_toolkit.models.projectors.base import BaseProjector
 from lmd_toolkit.registry import MODELS
-from lmd_toolkit.utils.state_dict import strip_prefixes
+from lmd_toolkit.utils import register_all_modules
+from lmd_toolkit.utils.compat import apply_compat_shims
+from lmd_toolkit.utils.fileio import UnreadableFileError, safe_torch_load
+from lmd_toolkit.utils.state_dict import check_state_dict, strip_prefixes
 
 ImageInput = Union[str, os.PathLike, Image.Image, np.ndarray, Tensor]
 ImagesInput = Union[ImageInput, Sequence[ImageInput]]
-AUTOCAST_DTYPES = {
-    None: None,
-    'bf16': torch.bfloat16,
-    'bfloat16': torch.bfloat16,
-    'fp16': torch.float16,
-    'float16': torch.float16,
-}
 
 
 def init_model(config: Union[str, Config],
@@ -67,7 +64,6 @@ def init_model(config: Union[str, Config],
         StateDictMismatchError: Its weights do not fit the model built from
             ``config`` (missing, unexpected or mis-shaped keys listed).
     """
-    from lmd_toolkit.utils import register_all_modules
 
     if isinstance(config, (str, os.PathLike)):
         if not osp.isfile(config):
@@ -116,7 +112,6 @@ def checkpoint_state_dict(obj, path: str,
     Raises:
         UnreadableFileError: ``obj`` holds no dict of tensors.
     """
-    from lmd_toolkit.utils.fileio import UnreadableFileError
     state_dict = obj.get('state_dict', obj) if isinstance(obj, dict) else obj
     if not isinstance(state_dict, dict) or not any(
             isinstance(v, Tensor) for v in state_dict.values()):
@@ -131,7 +126,6 @@ def _own_projector_prefixes(model: torch.nn.Module,
     """Prefixes of projectors that load their own ``checkpoint`` file and of
     which ``state_dict`` holds no key at all (the one legitimately partial
     case: weights saved without the frozen projector)."""
-    from lmd_toolkit.models.projectors.base import BaseProjector
     prefixes = []
     for name, module in model.named_modules():
         if not name or not isinstance(module, BaseProjector) or getattr(
@@ -168,7 +162,6 @@ def check_checkpoint(model: torch.nn.Module,
         UnreadableFileError: ``loaded`` holds no state dict.
         StateDictMismatchError: Missing, unexpected or mis-shaped keys.
     """
-    from lmd_toolkit.utils.state_dict import check_state_dict
     state_dict = strip_prefixes(checkpoint_state_dict(loaded, checkpoint,
                                                       role, fix))
     module = getattr(model, 'module', model)
@@ -208,8 +201,6 @@ def load_checkpoint_strict(model: torch.nn.Module,
         UnreadableFileError: Missing, empty, truncated or no state dict.
         StateDictMismatchError: Missing, unexpected or mis-shaped keys.
     """
-    from lmd_toolkit.utils.compat import apply_compat_shims
-    from lmd_toolkit.utils.fileio import safe_torch_load
     if loaded is None:
         apply_compat_shims()  # mmengine checkpoints: data-only globals
         loaded = safe_torch_load(checkpoint, role, fix)
@@ -322,29 +313,10 @@ def load_images(images: ImagesInput, size: Tuple[int, int]) -> Tensor:
     return torch.from_numpy(np.stack(arrays)).permute(0, 3, 1, 2).contiguous()
 
 
-def autocast_context(device: torch.device, dtype: Union[None, str,
-                                                        torch.dtype]):
-    """``torch.autocast`` for ``dtype`` ('bf16', 'fp16' or a torch dtype),
-    or a no-op context for None. The projector disables autocast itself."""
-    if isinstance(dtype, str) or dtype is None:
-        if dtype not in AUTOCAST_DTYPES:
-            raise ValueError(f'autocast_dtype must be one of '
-                             f'{list(AUTOCAST_DTYPES)}, got {dtype!r}.')
-        dtype = AUTOCAST_DTYPES[dtype]
-    if dtype is None:
-        return nullcontext()
-    return torch.autocast(device_type=device.type, dtype=dtype)
-
-
 def to_model_range(images: Tensor, device: torch.device) -> Tensor:
     """uint8 ``(B, 3, H, W)`` -> float32 in [-1, 1] on ``device`` (as
     ``LMDDataPreprocessor``)."""
     return images.to(device).float() / 127.5 - 1.0
-
-
-def to_uint8(images: Tensor) -> Tensor:
-    """Images about [-1, 1] -> uint8 [0, 255] (rounded, clamped), CPU."""
-    return ((images.float() + 1) * 127.5).round().clamp(0, 255).byte().cpu()
 
 
 def patch_mask_to_pixels(mask: Tensor, model: torch.nn.Module) -> Tensor:
@@ -354,14 +326,6 @@ def patch_mask_to_pixels(mask: Tensor, model: torch.nn.Module) -> Tensor:
     cell = model.backbone.patch_size * model.projector.downsample_factor
     m = mask.reshape(mask.shape[0], 1, gh, gw)
     return m.repeat_interleave(cell, 2).repeat_interleave(cell, 3)
-
-
-def sample_generators(seed: int, start: int, count: int,
-                      device: torch.device) -> List[torch.Generator]:
-    """Generators of samples ``start .. start + count - 1`` (see
-    :func:`~lmd_toolkit.models.layers.masking.seeded_generators`): results
-    do not depend on batching."""
-    return seeded_generators(seed, range(start, start + count), device)
 
 
 def check_token_mask(mask: Union[Tensor, np.ndarray], batch: int,
@@ -381,82 +345,6 @@ def check_token_mask(mask: Union[Tensor, np.ndarray], batch: int,
     if not bool(((mask == 0) | (mask == 1)).all()):
         raise ValueError('mask: values must be 0 (visible) or 1 (removed).')
     return mask.reshape(-1, L).expand(batch, L).float()
-
-
-def forward_with_mask(model: torch.nn.Module, z: Tensor,
-                      mask: Tensor) -> Tensor:
-    """Predict every latent patch from the tokens that ``mask`` keeps.
-
-    ``LMDViT.forward_masked`` draws a random mask; this runs the same
-    encoder on a given one. All samples must keep the same number of tokens
-    ``K`` (``K = 0`` works: the decoder then sees only mask tokens and the
-    class token).
-
-    Args:
-        model (nn.Module): A ``LatentMaskingDiffusion``.
-        z (Tensor): Latent ``(B, d, h, w)``.
-        mask (Tensor): ``(B, L)``, 1 = removed.
-
-    Returns:
-        Tensor: Predictions ``(B, L, p * p * d)`` (the head's units).
-    """
-    backbone = model.backbone
-    if model.neck is None:  # a backbone that predicts itself (LMDUNet)
-        return backbone.forward_with_mask(z, mask)
-    B, L = mask.shape
-    keep = (mask == 0).sum(1)
-    if not bool((keep == keep[0]).all()):
-        raise ValueError(f'forward_with_mask: every sample must keep the same'
-                         f' number of tokens, got {keep.tolist()}.')
-    # visible tokens first (ascending index), then the removed ones
-    ids_shuffle = torch.argsort(mask, dim=1, stable=True)  # (B, L)
-    ids_restore = torch.argsort(ids_shuffle, dim=1)
-    ids_keep = ids_shuffle[:, :int(keep[0])]  # (B, K)
-    # The same steps as LMDViT.forward_masked, with ids_keep given.
-    x = backbone._embed(z)  # (B, L, C)
-    x = torch.gather(x, 1, ids_keep[..., None].expand(-1, -1, x.shape[-1]))
-    x = backbone._encode(backbone._prepend_cls(x))  # (B, 1 + K, C)
-    return model.neck(x, ids_restore)
-
-
-def denormalize_prediction(model: torch.nn.Module, pred: Tensor, z: Tensor,
-                           visible: Tensor) -> Tensor:
-    """Predictions in the head's units -> latent patches ``(B, L, ppd)``
-    WITHOUT looking at the true content of removed patches.
-
-    With ``head.norm_target=False`` the prediction already is the latent
-    patch. With ``norm_target=True`` each prediction is scaled by the mean
-    (over the image's visible patches) of the per-patch variance and
-    shifted by the mean of the per-patch means: inpainting and sampling
-    cannot use the removed patches' own statistics, which ``reconstruct``
-    (the MAE visualisation convention) does.
-
-    Args:
-        model (nn.Module): A ``LatentMaskingDiffusion``.
-        pred (Tensor): ``(B, L, p * p * d)``.
-        z (Tensor): Latent ``(B, d, h, w)`` (only visible patches are read).
-        visible (Tensor): ``(B, L)``, 1 = visible.
-
-    Returns:
-        Tensor: float32 ``(B, L, p * p * d)`` in latent units.
-    """
-    pred = pred.float()
-    head = model.head
-    if not getattr(head, 'norm_target', False):
-        return pred
-    if bool((visible.sum(1) == 0).any()):
-        raise ValueError(
-            'this model predicts per-patch normalised latents '
-            '(head.norm_target=True) and a sample has no visible patch to '
-            'take statistics from; start from mask ratio < 1 or use a model '
-            'trained with norm_target=False.')
-    target = patchify(z.float(), model.backbone.patch_size)  # (B, L, ppd)
-    mean, var = head._patch_stats(target)  # (B, L, 1) each
-    w = visible[..., None].float()
-    count = w.sum(1, keepdim=True)
-    mean = (mean * w).sum(1, keepdim=True) / count
-    var = (var * w).sum(1, keepdim=True) / count
-    return pred * (var + head.eps)**0.5 + mean
 
 
 @torch.no_grad()
@@ -532,8 +420,8 @@ def reconstruct(model: torch.nn.Module,
                 gens = sample_generators(seed, first_index + start, n, device)
                 out = model.reconstruct(x, mask_ratio, gens)
             else:
-                out = _reconstruct_with_mask(
-                    model, x, token_mask[start:start + n].to(device))
+                out = model.reconstruct(
+                    x, None, mask=token_mask[start:start + n].to(device))
         img = out['pred_img'].float()
         pixel_mask = patch_mask_to_pixels(out['mask'], model)
         results['masked'].append(to_uint8(x * (1 - pixel_mask)))
@@ -551,27 +439,6 @@ def reconstruct(model: torch.nn.Module,
     if output == 'float':
         out['masked'] = out['masked'].float()
     return out
-
-
-def _reconstruct_with_mask(model: torch.nn.Module, x: Tensor,
-                           mask: Tensor) -> Dict[str, Tensor]:
-    """``model.reconstruct`` with a given token mask (samples whose numbers
-    of visible tokens differ run one at a time)."""
-    z = model.projector.encode(x)
-    keep = (mask == 0).sum(1)
-    preds = []
-    for group in torch.unique(keep):
-        rows = (keep == group).nonzero().flatten()
-        pred = forward_with_mask(model, z[rows], mask[rows])
-        preds.append((rows, pred))
-    pred = torch.empty(z.shape[0], *preds[0][1].shape[1:], device=z.device)
-    for rows, p in preds:
-        pred[rows] = p.float()
-    pred_latent = model.head.paste_prediction(pred, z, mask)
-    return dict(latent=z,
-                pred_latent=pred_latent,
-                mask=mask,
-                pred_img=model.projector.decode(pred_latent))
 
 
 def region_to_token_mask(region: Union[np.ndarray, Tensor],
@@ -623,79 +490,6 @@ def _region_at_input_size(region: Union[np.ndarray, Tensor,
     if tuple(region.shape) == tuple(original_hw):
         region = resize_and_center_crop(region, size, Image.NEAREST)
     return region
-
-
-@torch.no_grad()
-def inpaint(
-        model: torch.nn.Module,
-        image: ImageInput,
-        region_mask: Union[np.ndarray, Tensor, str],
-        min_coverage: float = 0.0,
-        steps: int = 1,
-        scheduler: Union[None, str, dict, object] = None,
-        seed: int = 0,
-        autocast_dtype: Union[None, str,
-                              torch.dtype] = None) -> Dict[str, Tensor]:
-    """Fill a user-drawn region of one image; keep everything else.
-
-    The region (pixels, 1 / white = fill) is mapped to latent patches by
-    :func:`region_to_token_mask`; those patches are predicted from all the
-    others (``steps=1``) or revealed progressively by the sampler
-    (``steps > 1``, see :func:`lmd_toolkit.apis.sample`). The output is the
-    input image outside the removed patches' pixel squares (bit-identical,
-    whatever the projector) and the decoded prediction inside them.
-
-    Args:
-        model (nn.Module): From :func:`init_model`.
-        image: One image (path, PIL, uint8 array or tensor ``(3, H, W)``).
-        region_mask (np.ndarray | Tensor | str): ``(H, W)`` bool / uint8 at
-            the image's own size (resized and cropped like the image) or at
-            the model input size; or a PNG path (white = fill).
-        min_coverage (float): A patch is filled when more than this fraction
-            of its pixels lies in the region. Defaults to 0.0 (any overlap).
-        steps (int): Sampler steps. Defaults to 1 (one prediction).
-        scheduler (str | dict | BaseMaskRatio, optional): Mask scheduler of
-            the sampler. Defaults to None (the model's training scheduler).
-        seed (int): Seed of the reveal order. Defaults to 0.
-        autocast_dtype (str | torch.dtype, optional): As in
-            :func:`reconstruct`. Defaults to None.
-
-    Returns:
-        dict: ``input``, ``masked`` and ``inpainted`` uint8 ``(3, H, W)``;
-        ``mask`` ``(L,)`` (1 = filled); ``pixel_mask`` bool ``(H, W)``;
-        ``pred_latent`` ``(d, h, w)``; ``steps`` (the sampler's per-step
-        list).
-    """
-    from .sampler import sample
-
-    size = input_size(model)
-    raw = _to_hwc_uint8(
-        image
-        if not isinstance(image, Tensor) or image.ndim == 3 else image[0], 0)
-    region = _region_at_input_size(region_mask, raw.shape[:2], size)
-    token_mask = region_to_token_mask(region, model, min_coverage)
-    if token_mask.sum() == 0:
-        raise ValueError('inpaint: the region mask selects no latent patch; '
-                         'draw the region in white (nonzero).')
-    out = sample(model,
-                 images=[raw],
-                 mask=token_mask,
-                 steps=steps,
-                 scheduler=scheduler,
-                 seed=seed,
-                 autocast_dtype=autocast_dtype,
-                 decode_intermediates=False)
-    uint8 = out['inputs'][0]
-    pixel_mask = patch_mask_to_pixels(token_mask[None], model)[0, 0] > 0
-    inpainted = torch.where(pixel_mask, out['images'][0], uint8)
-    return dict(input=uint8,
-                masked=torch.where(pixel_mask, torch.full_like(uint8, 128),
-                                   uint8),
-                inpainted=inpainted,
-                mask=token_mask,
-                pixel_mask=pixel_mask,
-                pred_latent=out['pred_latent'][0],
-                steps=out['steps'])
 
 
 def _progress_bar(total: int, enabled: bool):

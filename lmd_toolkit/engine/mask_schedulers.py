@@ -9,7 +9,7 @@ pure too.
 """
 import math
 from abc import ABCMeta, abstractmethod
-from typing import Sequence
+from typing import Optional, Sequence, Union
 
 import torch
 
@@ -215,3 +215,58 @@ class CosineMaskRatio(BaseMaskRatio):
 
         f = cos2(cur_iter / ramp_iters) / cos2(0.0)
         return self.min_ratio + (self.max_ratio - self.min_ratio) * (1 - f)
+
+
+class UnknownMaskSchedulerError(KeyError, ValueError):
+    """A mask scheduler ``type`` that is not registered (a ``KeyError`` for
+    config code, a ``ValueError`` for API callers)."""
+
+    def __str__(self) -> str:
+        return str(self.args[0])
+
+
+def build_mask_scheduler(
+        cfg: Union[None, str, dict, BaseMaskRatio] = None,
+        model: Optional[torch.nn.Module] = None) -> BaseMaskRatio:
+    """The one builder of mask schedulers (hook, sampler, tools).
+
+    Args:
+        cfg (str | dict | BaseMaskRatio, optional): A registered name (built
+            with its defaults), a config dict with ``type`` or an instance
+            (returned as is). None: the scheduler of ``model.cfg``'s
+            ``default_hooks.mask_ratio`` when there is one, else
+            ``CosineMaskRatio()``.
+        model (nn.Module, optional): A model from ``init_model`` (has
+            ``cfg``), for ``cfg=None``.
+
+    Returns:
+        BaseMaskRatio: The scheduler.
+
+    Raises:
+        UnknownMaskSchedulerError: The ``type`` is not registered; the
+            message lists the registered schedulers and how to register a
+            plugin.
+    """
+    if isinstance(cfg, BaseMaskRatio):
+        return cfg
+    if cfg is None:
+        model_cfg = getattr(model, 'cfg', None)
+        hook = (model_cfg.get('default_hooks', {}) or {}).get('mask_ratio') \
+            if model_cfg is not None else None
+        cfg = dict(hook['scheduler']) if hook and hook.get('scheduler') \
+            else dict(type='CosineMaskRatio')
+    if isinstance(cfg, str):
+        cfg = dict(type=cfg)
+    if not isinstance(cfg, dict) or 'type' not in cfg:
+        raise TypeError(f'a mask scheduler must be a registered name, a dict '
+                        f'with "type" or a BaseMaskRatio, got {cfg!r}.')
+    name = cfg['type']
+    if isinstance(name, str) and name not in MASK_SCHEDULERS.module_dict:
+        raise UnknownMaskSchedulerError(
+            f'Unknown mask scheduler type={name!r} (unknown mask scheduler '
+            f'{name!r}: not in MASK_SCHEDULERS). Registered: '
+            f'{sorted(MASK_SCHEDULERS.module_dict)}. A plugin registers its '
+            'own with @MASK_SCHEDULERS.register_module() and is imported by '
+            "custom_imports=dict(imports=['your_pkg'], "
+            'allow_failed_imports=False) (docs/en/plugins.md).')
+    return MASK_SCHEDULERS.build(cfg)

@@ -6,10 +6,9 @@ model = dict(
     backbone=dict(
         _delete_=True,
         type='LMDUNet',
-        in_channels=3,
         latent_size=64,
         patch_size=8,
         base_channels=16,
         channel_mults=(1, 2),
         num_res_blocks=1),
-    neck=None)
+    neck=dict(_delete_=True, type='LMDUNetDecoder'))

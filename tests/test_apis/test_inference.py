@@ -5,8 +5,7 @@ import torch
 from PIL import Image
 
 from lmd_toolkit.apis import inpaint, load_images, reconstruct
-from lmd_toolkit.apis.inference import (forward_with_mask,
-                                        region_to_token_mask)
+from lmd_toolkit.apis.inference import region_to_token_mask
 
 
 def test_ratio_zero_identity_returns_input_exactly(pixel_model, images):
@@ -69,7 +68,7 @@ def test_given_mask_matches_random_path(pixel_model, images):
     g = torch.Generator().manual_seed(0)
     enc, mask, ids_restore = pixel_model.backbone.forward_masked(x, 0.5, g)
     expected = pixel_model.neck(enc, ids_restore)
-    got = forward_with_mask(pixel_model, x, mask)
+    got = pixel_model.predict_with_mask(x, mask)
     torch.testing.assert_close(got, expected, atol=1e-5, rtol=1e-4)
     out = reconstruct(pixel_model, images, mask=mask)
     assert torch.equal(out['mask'], mask)
@@ -77,7 +76,7 @@ def test_given_mask_matches_random_path(pixel_model, images):
 
 def test_fully_masked_forward_has_no_visible_token(pixel_model, images):
     x = images.float() / 127.5 - 1
-    pred = forward_with_mask(pixel_model, x, torch.ones(3, 64))
+    pred = pixel_model.predict_with_mask(x, torch.ones(3, 64))
     # nothing visible: every image gets the same prediction
     torch.testing.assert_close(pred[0], pred[1])
 

@@ -57,7 +57,7 @@ from lmd_toolkit.datasets import (EmbeddedPhotos,  # noqa: E402
 from lmd_toolkit.engine.mask_schedulers import CosineMaskRatio  # noqa: E402
 from lmd_toolkit.engine.optim_wrappers import \
     AutocastOptimWrapper  # noqa: E402
-from lmd_toolkit.models.layers.attention import Block  # noqa: E402
+from lmd_toolkit.models.layers import Block, num_kept_tokens  # noqa: E402
 from lmd_toolkit.registry import MODELS  # noqa: E402
 from lmd_toolkit.utils import register_all_modules  # noqa: E402
 from lmd_toolkit.utils.fileio import atomic_write  # noqa: E402
@@ -337,11 +337,6 @@ def cached_latent_batch(projector_cfg: dict, img_size: int, batch_size: int,
     return default_collate([cache[i % len(cache)] for i in range(batch_size)])
 
 
-def tokens(grid_tokens: int, ratio: float) -> int:
-    """Visible tokens at ``ratio`` (``random_masking``: ``int(L (1-r))``)."""
-    return int(grid_tokens * (1 - ratio))
-
-
 # --------------------------------------------------------------------- run
 def run(args: argparse.Namespace) -> dict:
     """Build, count, time; returns the results (also printed)."""
@@ -407,7 +402,7 @@ def run(args: argparse.Namespace) -> dict:
         meta[name] = dict(model='MAE', patch=MAE_PATCH, mode='pixels',
                           dtype=dtype, ratio=args.mae_ratio,
                           tokens=mae_grid,
-                          visible=tokens(mae_grid, args.mae_ratio))
+                          visible=num_kept_tokens(mae_grid, args.mae_ratio))
         flop_key[name] = ('MAE', args.mae_ratio)
         for p in args.patch:
             for mode in args.modes:
@@ -417,7 +412,7 @@ def run(args: argparse.Namespace) -> dict:
                     meta[name] = dict(model='LMD', patch=p, mode=mode,
                                       dtype=dtype, ratio=ratio,
                                       tokens=grid[p],
-                                      visible=tokens(grid[p], ratio))
+                                      visible=num_kept_tokens(grid[p], ratio))
                     flop_key[name] = (p, mode, ratio)
 
     # FLOPs: once per (model, mode, ratio), eager fp32 (autocast does not

@@ -4,30 +4,11 @@ from typing import Optional, Union
 from mmengine.hooks import Hook
 from mmengine.model import is_model_wrapper
 
-from lmd_toolkit.engine.mask_schedulers import BaseMaskRatio
-from lmd_toolkit.registry import HOOKS, MASK_SCHEDULERS
+from lmd_toolkit.engine.mask_schedulers import (  # noqa: F401 (re-export)
+    BaseMaskRatio, build_mask_scheduler)
+from lmd_toolkit.registry import HOOKS
 
 DATA_BATCH = Optional[Union[dict, tuple, list]]
-
-
-def build_mask_scheduler(cfg: Union[dict, BaseMaskRatio]) -> BaseMaskRatio:
-    """Build a mask scheduler from a config dict (or return the instance).
-
-    Raises:
-        KeyError: The ``type`` is not registered; the message lists the
-            registered schedulers and how to register a plugin.
-    """
-    if not isinstance(cfg, dict):
-        return cfg
-    name = cfg.get('type')
-    if name not in MASK_SCHEDULERS.module_dict:
-        raise KeyError(
-            f'Unknown mask scheduler type={name!r}. Registered: '
-            f'{sorted(MASK_SCHEDULERS.module_dict)}. A plugin registers its '
-            'own with @MASK_SCHEDULERS.register_module() and is imported by '
-            "custom_imports=dict(imports=['your_pkg'], "
-            'allow_failed_imports=False) (docs/en/plugins.md).')
-    return MASK_SCHEDULERS.build(cfg)
 
 
 @HOOKS.register_module()

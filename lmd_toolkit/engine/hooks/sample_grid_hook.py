@@ -4,6 +4,9 @@ from typing import List
 
 import numpy as np
 import torch
+
+from lmd_toolkit.engine.mask_schedulers import build_mask_scheduler
+from lmd_toolkit.models.progressive_unmasking import masked_counts, unmask
 from lmd_toolkit.registry import HOOKS
 from .reconstruction_hook import PeriodicGridHook, make_grid, save_png
 
@@ -11,8 +14,9 @@ from .reconstruction_hook import PeriodicGridHook, make_grid, save_png
 @HOOKS.register_module()
 class SampleGridHook(PeriodicGridHook):
     """Every ``interval`` iterations, sample ``rows x cols`` images from a
-    fully masked latent with the progressive sampler
-    (``lmd_toolkit.apis.sample``) and save them as one PNG, like the 5 x 5
+    fully masked latent with the progressive sampler (the core of
+    ``lmd_toolkit.apis.sample``, ``models/progressive_unmasking.py``) and
+    save them as one PNG, like the 5 x 5
     samples of the paper's Fig. 6 (https://arxiv.org/abs/2312.07971).
 
     The seed is fixed, so grids of successive iterations start from the
@@ -56,11 +60,12 @@ class SampleGridHook(PeriodicGridHook):
         self._progress: List[torch.Tensor] = []  # first row of every grid
 
     def make_image(self, runner, model: torch.nn.Module) -> np.ndarray:
-        from lmd_toolkit.apis import sample
+        L = model.backbone.num_patches  # fully masked start: L removed
+        counts = masked_counts(build_mask_scheduler(None, model), self.steps,
+                               L, L)
         with torch.no_grad():
-            out = sample(model, num_samples=self.rows * self.cols,
-                         steps=self.steps, seed=self.seed,
-                         decode_intermediates=False)
+            out = unmask(model, None, self.rows * self.cols, None, counts,
+                         seed=self.seed, decode_intermediates=False)
         images = out['images'].float()  # (rows*cols, 3, H, W) in [0, 255]
         self._progress.append(images[:self.cols])
         return make_grid([[images[r * self.cols + c]

@@ -1,20 +1,18 @@
 """The "w/o MAE" ablation (paper Table 5): a convolutional U-Net that sees
-the whole latent, masked patches replaced by a learned mask embedding."""
+the whole latent, masked patches replaced by a learned mask embedding. The
+backbone encodes (features ``(B, c, h, w)``); ``LMDUNetDecoder`` predicts."""
 from typing import List, Optional, Sequence, Tuple, Union
 
 import torch
 import torch.nn as nn
-import torch.nn.functional as F
 from mmengine.model import BaseModule
 from torch import Tensor
 
 from lmd_toolkit.registry import MODELS
-from ..layers import is_pretrained_cfg, random_masking, to_2tuple
-from ..layers.masking import Generators
-from ..layers.patchify import patchify, unpatchify
+from ..layers import (Generators, is_pretrained_cfg, patchify,
+                      random_masking, to_2tuple, unpatchify)
 from ..projectors.autoencoder_layers import (AttnBlock, Downsample,
-                                             ResnetBlock, Upsample,
-                                             group_norm)
+                                             ResnetBlock, Upsample)
 
 
 @MODELS.register_module()
@@ -26,13 +24,15 @@ class LMDUNet(BaseModule):
     the visible tokens, every masked ``p x p`` latent patch is overwritten by
     a learned mask embedding ``(p, p, d)`` and the full latent goes through
     a U-Net (ResNet blocks, stride-2 downsampling, skip connections,
-    self-attention at the bottleneck) that predicts the full latent. There is
-    no timestep input: like LMD it reconstructs in one step. It keeps the
-    backbone interface of ``LMDViT`` (``forward_masked`` returns the same
-    mask and ``ids_restore`` for the same generator), but its first output
-    is already the prediction ``(B, L, p*p*d)``, so the algorithm is
-    configured with ``neck=None`` and the same ``LatentReconstructionHead``
-    scores the masked patches only.
+    self-attention at the bottleneck). There is no timestep input: like LMD
+    it reconstructs in one step. It keeps the backbone contract of
+    ``LMDViT``: ``forward_masked`` returns features, the same mask and
+    ``ids_restore`` for the same generator; the neck ``LMDUNetDecoder``
+    (output norm and conv) turns the features ``(B, c, h, w)`` into the
+    prediction ``(B, L, p*p*d)`` and the same ``LatentReconstructionHead``
+    scores the masked patches only. Checkpoints written before the split
+    (``backbone.norm_out`` / ``backbone.conv_out``) load: the algorithm
+    renames the keys listed in ``moved_to_neck``.
 
     Args:
         in_channels (int): Latent channels ``d``. Defaults to 4.
@@ -55,6 +55,8 @@ class LMDUNet(BaseModule):
     """
 
     with_cls_token = False
+    # parameters that moved to the neck (LMDUNetDecoder); old keys renamed
+    moved_to_neck = ('norm_out', 'conv_out')
 
     def __init__(self,
                  in_channels: int = 4,
@@ -80,7 +82,7 @@ class LMDUNet(BaseModule):
                 f'={down}; change latent_size, patch_size or channel_mults.')
         self.grid_size = (h // patch_size, w // patch_size)
         self.num_patches = self.grid_size[0] * self.grid_size[1]
-        self.embed_dims = base_channels  # width of the first level
+        self.norm_groups = norm_groups
         widths = [base_channels * m for m in channel_mults]
         # one learned value per position and channel of a patch, (p*p*d,)
         self.mask_embedding = nn.Parameter(
@@ -117,19 +119,15 @@ class LMDUNet(BaseModule):
                 c = width
             self.up_blocks.append(blocks)
             self.upsamples.append(nn.Identity() if i == 0 else Upsample(c))
-        self.norm_out = group_norm(c, norm_groups)
-        self.conv_out = nn.Conv2d(c, in_channels, 3, padding=1)
+        self.embed_dims = c  # width of the output features
 
     def init_weights(self) -> None:
-        """Default PyTorch conv init, a small random mask embedding and a
-        zero output layer (the U-Net starts by predicting 0), unless
-        ``init_cfg`` loads a checkpoint."""
+        """Default PyTorch conv init and a small random mask embedding,
+        unless ``init_cfg`` loads a checkpoint."""
         super().init_weights()
         if is_pretrained_cfg(self.init_cfg):
             return
         nn.init.normal_(self.mask_embedding, std=0.02)
-        nn.init.zeros_(self.conv_out.weight)
-        nn.init.zeros_(self.conv_out.bias)
 
     def _check(self, z: Tensor) -> None:
         if z.ndim != 4 or z.shape[1] != self.in_channels or tuple(
@@ -140,7 +138,8 @@ class LMDUNet(BaseModule):
                 f'{tuple(z.shape)}.')
 
     def unet(self, z: Tensor) -> Tensor:
-        """The U-Net alone: latent ``(B, d, h, w)`` -> ``(B, d, h, w)``."""
+        """The U-Net alone: latent ``(B, d, h, w)`` -> features ``(B, c, h,
+        w)`` (before the neck's output norm and conv)."""
         x = self.conv_in(z)  # (B, c0, h, w)
         skips: List[Tensor] = [x]
         for blocks, downsample in zip(self.down_blocks, self.downsamples):
@@ -155,7 +154,7 @@ class LMDUNet(BaseModule):
             for block in blocks:
                 x = block(torch.cat([x, skips.pop()], dim=1))
             x = upsample(x)
-        return self.conv_out(F.silu(self.norm_out(x)))  # (B, d, h, w)
+        return x  # (B, c, h, w)
 
     def forward_masked(
         self,
@@ -163,7 +162,7 @@ class LMDUNet(BaseModule):
         mask_ratio: float,
         generator: Optional[Generators] = None
     ) -> Tuple[Tensor, Tensor, Tensor]:
-        """Mask random patches, fill them with the mask embedding, predict.
+        """Mask random patches, fill them with the mask embedding, encode.
 
         Args:
             z (Tensor): Latent ``(B, d, h, w)``.
@@ -173,23 +172,25 @@ class LMDUNet(BaseModule):
                 ``LMDViT``).
 
         Returns:
-            tuple: ``pred`` ``(B, L, p*p*d)``, the predicted latent in
-            patches (all of them; the head scores the masked ones);
-            ``mask`` ``(B, L)``, 1 = masked; ``ids_restore`` ``(B, L)``.
+            tuple: ``x`` ``(B, c, h, w)``, the features of the whole
+            latent; ``mask`` ``(B, L)``, 1 = masked; ``ids_restore``
+            ``(B, L)``.
         """
         tokens = patchify(z, self.patch_size)  # (B, L, p*p*d)
         _, mask, ids_restore = random_masking(tokens, mask_ratio, generator)
-        return self.forward_with_mask(z, mask), mask, ids_restore
+        return self.forward_with_mask(z, mask)[0], mask, ids_restore
 
-    def forward_with_mask(self, z: Tensor, mask: Tensor) -> Tensor:
-        """Predict the latent patches for a given mask (e.g. inpainting).
+    def forward_with_mask(self, z: Tensor,
+                          mask: Tensor) -> Tuple[Tensor, Tensor]:
+        """Encode for a given mask (e.g. inpainting).
 
         Args:
             z (Tensor): Latent ``(B, d, h, w)``.
             mask (Tensor): ``(B, L)``, 1 = masked (any count per sample).
 
         Returns:
-            Tensor: ``(B, L, p*p*d)``, the predicted latent in patches.
+            tuple: features ``(B, c, h, w)`` and ``ids_restore (B, L)`` (the
+            visible tokens first; the U-Net neck does not need it).
         """
         self._check(z)
         h, w = self.latent_size
@@ -197,13 +198,14 @@ class LMDUNet(BaseModule):
         tokens = patchify(z, p)  # (B, L, p*p*d)
         m = mask[..., None].to(tokens.dtype)  # (B, L, 1)
         tokens = tokens * (1 - m) + self.mask_embedding.to(tokens.dtype) * m
-        pred = self.unet(unpatchify(tokens, p, h, w))  # (B, d, h, w)
-        return patchify(pred, p)
+        ids_restore = torch.argsort(
+            torch.argsort(mask, dim=1, stable=True), dim=1)  # visible first
+        return self.unet(unpatchify(tokens, p, h, w)), ids_restore
 
     def forward_features(self, z: Tensor) -> Tensor:
         """The U-Net on an unmasked latent: ``(B, d, h, w)`` ->
-        ``(B, L, p*p*d)``."""
+        features ``(B, c, h, w)``."""
         self._check(z)
-        return patchify(self.unet(z), self.patch_size)
+        return self.unet(z)
 
     forward = forward_features

@@ -1,3 +1,3 @@
-from .latent_recon_head import LatentReconstructionHead
+from ..lmd_vit import LatentReconstructionHead
 
 __all__ = ['LatentReconstructionHead']

@@ -1,13 +1,21 @@
-from .attention import Attention, Block, Mlp
-from .helpers import to_2tuple
-from .masking import random_masking
-from .patch_embed import PatchEmbed
-from .patchify import patchify, unpatchify
-from .pos_embed import build_2d_sincos_pos_embed
-from .weight_init import init_transformer_weights, is_pretrained_cfg
+# The old module paths first: loading ``layers.patchify`` later would bind
+# the package attribute ``patchify`` to the module instead of the function.
+from . import attention, masking, patchify  # noqa: F401
+from .helpers import (check_latent, check_latent_grid, check_patch_values,
+                      check_sign,
+                      ids_from_mask,
+                      init_transformer_weights, is_pretrained_cfg,
+                      seeded_generators, to_2tuple, token_grid, unpatchify)
+from .lmd_layers import (Attention, Block, Generators, Mlp, PatchEmbed,
+                         build_2d_sincos_pos_embed, gather_tokens,
+                         num_kept_tokens, patchify,
+                         random_masking, run_blocks)
 
 __all__ = [
-    'Attention', 'Block', 'Mlp', 'PatchEmbed', 'build_2d_sincos_pos_embed',
-    'init_transformer_weights', 'is_pretrained_cfg', 'patchify',
-    'random_masking', 'to_2tuple', 'unpatchify'
+    'Attention', 'Block', 'Generators', 'Mlp', 'PatchEmbed',
+    'build_2d_sincos_pos_embed', 'gather_tokens', 'ids_from_mask',
+    'init_transformer_weights', 'is_pretrained_cfg', 'num_kept_tokens',
+    'patchify', 'random_masking', 'run_blocks', 'seeded_generators',
+    'to_2tuple', 'unpatchify', 'check_latent', 'check_latent_grid',
+    'token_grid', 'check_sign', 'check_patch_values'
 ]

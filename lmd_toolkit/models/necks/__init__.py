@@ -1,3 +1,4 @@
-from .lmd_decoder import LMDDecoder
+from ..lmd_vit import LMDDecoder
+from .lmd_unet_decoder import LMDUNetDecoder
 
-__all__ = ['LMDDecoder']
+__all__ = ['LMDDecoder', 'LMDUNetDecoder']

@@ -1,11 +1,12 @@
 """LMDUNet: the "w/o MAE" ablation (full latent, masked patches replaced by a
-learned embedding, loss on the masked patches only)."""
+learned embedding, loss on the masked patches only). The backbone encodes,
+the neck LMDUNetDecoder predicts, as for the ViT."""
 import numpy as np
 import pytest
 import torch
 
-from lmd_toolkit.models import LMDUNet
-from lmd_toolkit.models.layers.patchify import patchify
+from lmd_toolkit.models import LMDUNet, LMDUNetDecoder
+from lmd_toolkit.models.layers import patchify
 from lmd_toolkit.registry import MODELS
 
 
@@ -23,13 +24,14 @@ def tiny_unet(**kwargs):
 
 
 def unet_model(img=32, p=4):
-    """The algorithm of the ViT tests with the U-Net and no neck."""
+    """The algorithm of the ViT tests with the U-Net and its neck (shapes
+    derived from the backbone)."""
     cfg = dict(type='LatentMaskingDiffusion',
                projector=dict(type='IdentityProjector'),
                backbone=dict(type='LMDUNet', in_channels=3, latent_size=img,
                              patch_size=p, base_channels=32,
                              channel_mults=(1, 2), num_res_blocks=1),
-               neck=None,
+               neck=dict(type='LMDUNetDecoder'),
                head=dict(type='LatentReconstructionHead', patch_size=p,
                          norm_target=False))
     torch.manual_seed(0)
@@ -54,16 +56,20 @@ def test_shapes_and_same_mask_as_vit():
                                                      num_layers=1,
                                                      num_heads=2),
                             in_channels=3, latent_size=16, patch_size=4))
+    neck = LMDUNetDecoder(embed_dims=unet.embed_dims, in_channels=3,
+                          patch_size=4)
     z = torch.randn(2, 3, 16, 16)
-    pred, mask, ids = unet.forward_masked(z, 0.75, torch.Generator()
-                                          .manual_seed(3))
+    x, mask, ids = unet.forward_masked(z, 0.75, torch.Generator()
+                                       .manual_seed(3))
+    assert x.shape == (2, 16, 16, 16)  # features (B, c, h, w)
+    pred = neck(x, ids)
     _, vit_mask, vit_ids = vit.forward_masked(z, 0.75, torch.Generator()
                                               .manual_seed(3))
     assert pred.shape == (2, 16, 4 * 4 * 3)
     assert mask.sum(1).tolist() == [12, 12]  # 16 - int(16 * 0.25)
     torch.testing.assert_close(mask, vit_mask)
     torch.testing.assert_close(ids, vit_ids)
-    assert unet.forward_features(z).shape == (2, 16, 48)
+    assert neck(unet.forward_features(z), ids).shape == (2, 16, 48)
 
 
 def test_masked_patches_become_the_mask_embedding():
@@ -75,7 +81,8 @@ def test_masked_patches_become_the_mask_embedding():
     mask = torch.zeros(2, 16)
     mask[0, [1, 5]] = 1
     mask[1, 0] = 1
-    out = unet.forward_with_mask(z, mask)  # (B, L, 48)
+    features, _ = unet.forward_with_mask(z, mask)  # (B, d, h, w) here
+    out = patchify(features, 4)  # (B, L, 48)
     tokens = patchify(z, 4)
     visible = mask == 0
     torch.testing.assert_close(out[visible], tokens[visible])
@@ -89,7 +96,7 @@ def test_loss_covers_masked_patches_only():
     z = data['inputs']
     model.mask_ratio = 0.5
     g = torch.Generator().manual_seed(0)
-    pred, mask = model._predict(z, 0.5, g)
+    pred, mask = model.predict_masked(z, 0.5, g)
     pred = pred.detach().requires_grad_(True)
     loss = model.head.loss(pred, z, mask)
     # by hand: per-token MSE, averaged over the masked tokens
@@ -100,7 +107,7 @@ def test_loss_covers_masked_patches_only():
     assert pred.grad[mask == 1].abs().max() > 0
     # and through the whole model the mask embedding gets a gradient (once
     # the zero-initialised output layer is not zero any more)
-    torch.nn.init.normal_(model.backbone.conv_out.weight, std=0.01)
+    torch.nn.init.normal_(model.neck.conv_out.weight, std=0.01)
     model.zero_grad()
     model(**data, mode='loss')['loss'].backward()
     assert model.backbone.mask_embedding.grad.abs().max() > 0
@@ -125,8 +132,7 @@ def test_unet_learns_a_real_batch():
     assert last < 0.6 * first
 
 
-def test_predict_and_inpaint_api_without_neck():
-    from lmd_toolkit.apis.inference import forward_with_mask
+def test_predict_and_inpaint_api():
     model = unet_model().eval()
     data = model.data_preprocessor(dict(inputs=astronaut_batch(2)))
     out = model.predict(data['inputs'])
@@ -134,7 +140,7 @@ def test_predict_and_inpaint_api_without_neck():
     # visible patches are pasted from the input: exact there
     mask = torch.zeros(2, 64)
     mask[:, :10] = 1
-    pred = forward_with_mask(model, data['inputs'], mask)
+    pred = model.predict_with_mask(data['inputs'], mask)
     assert pred.shape == (2, 64, 48)
 
 
@@ -152,3 +158,56 @@ def test_wrong_latent_error():
     with pytest.raises(ValueError,
                        match=r'expected a latent \(B, 3, \*\(16, 16'):
         tiny_unet().forward_masked(torch.randn(1, 4, 16, 16), 0.5)
+
+
+def test_backbone_encodes_neck_predicts():
+    """The contract of LMDViT holds for the U-Net: forward_masked gives
+    features, the neck turns them into (B, L, p*p*d)."""
+    model = unet_model()
+    z = torch.randn(2, 3, 32, 32)
+    g = torch.Generator().manual_seed(0)
+    x, mask, ids = model.backbone.forward_masked(z, 0.5, g)
+    assert x.shape[:2] == (2, model.backbone.embed_dims)
+    pred = model.neck(x, ids)
+    assert pred.shape == (2, 64, 48)
+    g = torch.Generator().manual_seed(0)
+    pred2, mask2 = model.predict_masked(z, 0.5, g)
+    torch.testing.assert_close(pred2, pred)
+    torch.testing.assert_close(mask2, mask)
+    assert model.neck.norm_out.num_groups == model.backbone.norm_groups
+
+
+def test_neck_none_is_an_error():
+    cfg = dict(type='LatentMaskingDiffusion',
+               projector=dict(type='IdentityProjector'),
+               backbone=dict(type='LMDUNet', latent_size=16, patch_size=4,
+                             base_channels=16, channel_mults=(1, 2),
+                             num_res_blocks=1),
+               neck=None,
+               head=dict(type='LatentReconstructionHead'))
+    with pytest.raises(ValueError, match='LMDUNetDecoder'):
+        MODELS.build(cfg)
+
+
+def test_old_layout_state_dict_loads_with_the_same_output():
+    """Checkpoints written before the split keep norm_out / conv_out under
+    backbone.*; they load into neck.* and give the same prediction."""
+    model = unet_model().eval()
+    torch.nn.init.normal_(model.neck.conv_out.weight, std=0.05)
+    torch.nn.init.normal_(model.neck.norm_out.weight, mean=1.0, std=0.1)
+    z = torch.randn(2, 3, 32, 32)
+    mask = torch.zeros(2, 64)
+    mask[:, ::3] = 1
+    expected = model.predict_with_mask(z, mask)
+    old = {k.replace('neck.', 'backbone.', 1) if k.startswith('neck.') else
+           k: v.clone() for k, v in model.state_dict().items()}
+    assert 'backbone.conv_out.weight' in old
+    fresh = unet_model().eval()
+    result = fresh.load_state_dict(old, strict=True)
+    assert not result.missing_keys and not result.unexpected_keys
+    torch.testing.assert_close(fresh.predict_with_mask(z, mask), expected)
+    # mmengine's loader (Runner resume / load_from / init_cfg Pretrained)
+    from mmengine.runner.checkpoint import load_state_dict
+    fresh = unet_model().eval()
+    load_state_dict(fresh, old, strict=True)
+    torch.testing.assert_close(fresh.predict_with_mask(z, mask), expected)
