@@ -43,9 +43,10 @@ from numpy.lib.format import open_memmap
 
 from lmd_toolkit.models.projectors.fingerprint import (
     CHECKED_FIELDS, LatentCacheMismatchError, same_field)
-from lmd_toolkit.registry import DATASETS
+from lmd_toolkit.registry import DATASETS, MODELS
 from lmd_toolkit.utils.fileio import UnreadableFileError, atomic_write
 from lmd_toolkit.utils.rng import preserved_rng_state
+from lmd_toolkit.version import __version__
 
 __all__ = [
     'LatentCacheDataset', 'LatentCacheMismatchError', 'build_latent_cache',
@@ -404,7 +405,6 @@ def build_latent_cache(projector: torch.nn.Module,
             it is marked written).
         UnreadableFileError: A file of an existing cache is damaged.
     """
-    from lmd_toolkit.version import __version__
     _check_request(num_views, dtype, batch_size)
     fingerprint = projector.fingerprint()
     if not allow_random_projector and is_random_projector(fingerprint):
@@ -802,7 +802,6 @@ def write_latent_cache(projector_cfg: dict,
     Returns:
         dict: The manifest as written.
     """
-    from lmd_toolkit.registry import MODELS
     _check_request(num_views, dtype, batch_size)
     if dataset_cfg.get('type') == 'LatentCacheDataset':
         raise ValueError(
