@@ -8,11 +8,12 @@ model = dict(
     backbone=dict(
         _delete_=True,
         type='LMDUNet',
-        in_channels=4,
         latent_size=28,
         patch_size=2,
         base_channels=128,
         channel_mults=(1, 2, 2),
         num_res_blocks=2,
         norm_groups=32),
-    neck=None)  # the U-Net predicts the latent patches itself
+    # the neck predicts: output norm + conv of the U-Net features (its
+    # shapes are derived from the backbone)
+    neck=dict(_delete_=True, type='LMDUNetDecoder'))

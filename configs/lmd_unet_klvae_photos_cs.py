@@ -9,10 +9,11 @@ model = dict(
     backbone=dict(
         _delete_=True,
         type='LMDUNet',
-        in_channels=4,
         latent_size=8,
         patch_size=1,
         base_channels=64,
         channel_mults=(1, 2),
         num_res_blocks=1),
-    neck=None)  # the U-Net predicts the latent patches itself
+    # the neck predicts: output norm + conv of the U-Net features (its
+    # shapes are derived from the backbone)
+    neck=dict(_delete_=True, type='LMDUNetDecoder'))

@@ -4,11 +4,9 @@ _base_ = [
     '_base_/models/lmd_vit-b-gen_p2.py',
     '_base_/datasets/lsun_bedroom_pretrain_latent.py',
     '_base_/schedules/adan_coslr_pretrain.py',
-    '_base_/default_runtime.py',
+    '_base_/lmd_runtime.py',
 ]
-model = dict(
-    backbone=dict(latent_size=32),
-    neck=dict(num_patches=256))
+model = dict(backbone=dict(latent_size=32))
 
 max_epochs = 50
 train_cfg = dict(max_epochs=max_epochs)
@@ -18,13 +16,6 @@ param_scheduler = [
     dict(type='CosineAnnealingLR', T_max=max_epochs - 1, eta_min=1e-8,
          by_epoch=True, begin=1, end=max_epochs, convert_to_iter_based=True),
 ]
-
-default_hooks = dict(
-    mask_ratio=dict(
-        type='MaskRatioSchedulerHook',
-        scheduler=dict(type='CosineMaskRatio', min_ratio=0.15,
-                       max_ratio=0.75)),
-    checkpoint=dict(interval=5000, max_keep_ckpts=3))
 
 # 5 x 5 unconditional samples (progressive sampler, 8 steps) every 20k
 # iterations, as the paper's Fig. 6: <work_dir>/samples/iter_N.png and

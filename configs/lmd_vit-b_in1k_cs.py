@@ -5,13 +5,5 @@ _base_ = [
     '_base_/models/lmd_vit-b_p2.py',
     '_base_/datasets/in1k_pretrain_latent.py',
     '_base_/schedules/adan_coslr_pretrain.py',
-    '_base_/default_runtime.py',
+    '_base_/lmd_runtime.py',
 ]
-
-# Mask ratio of every iteration, from (global iteration, total iterations).
-default_hooks = dict(
-    mask_ratio=dict(
-        type='MaskRatioSchedulerHook',
-        scheduler=dict(type='CosineMaskRatio', min_ratio=0.15,
-                       max_ratio=0.75)),
-    checkpoint=dict(interval=5000, max_keep_ckpts=3))

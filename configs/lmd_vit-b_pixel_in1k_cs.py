@@ -4,9 +4,7 @@
 _base_ = ['./lmd_vit-b_in1k_cs.py']
 model = dict(
     projector=dict(_delete_=True, type='IdentityProjector'),
-    backbone=dict(in_channels=3, latent_size=224, patch_size=16),
-    neck=dict(in_channels=3, num_patches=196, patch_size=16),
-    head=dict(patch_size=16))
+    backbone=dict(latent_size=224, patch_size=16))
 # Pixels are not cached (the identity projector's "latents" are the images):
 # the ImageNet images are served as they are, with a fresh crop every epoch.
 train_dataloader = dict(dataset=dict(encode_on_the_fly=True))

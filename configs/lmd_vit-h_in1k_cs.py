@@ -5,7 +5,5 @@
 # Run: tools/dist_train.sh configs/lmd_vit-h_in1k_cs.py 8
 _base_ = ['./lmd_vit-l_in1k_cs.py']
 
-model = dict(
-    backbone=dict(arch='huge'),
-    # The latent linear layer maps the encoder width 1280 to 512.
-    neck=dict(embed_dims=1280))
+# The latent linear layer maps the encoder width 1280 to 512.
+model = dict(backbone=dict(arch='huge'))

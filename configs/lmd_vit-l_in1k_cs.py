@@ -5,14 +5,13 @@
 # decoder stays 8 blocks of width 512 (16 heads), as MAE keeps it for every
 # encoder size.
 # Run: tools/dist_train.sh configs/lmd_vit-l_in1k_cs.py 8
-_base_ = ['./lmd_vit-b_in1k_cs.py', './_base_/strategies/fsdp.py']
-
-model = dict(
-    backbone=dict(arch='large', with_cp=True),
-    # The latent linear layer maps the encoder width 1024 to 512.
-    # with_cp: every encoder and decoder block is recomputed in backward
-    # instead of keeping its activations (only the block inputs stay).
-    neck=dict(embed_dims=1024, with_cp=True))
+_base_ = [
+    '_base_/models/lmd_vit-l_p2.py',
+    '_base_/datasets/in1k_pretrain_latent.py',
+    '_base_/schedules/adan_coslr_pretrain.py',
+    '_base_/lmd_runtime.py',
+    '_base_/strategies/fsdp.py',
+]
 
 # bf16 autocast around forward, fp32 master weights, no loss scaling; the
 # frozen projector runs in fp32 (when it encodes at all: the latents come

@@ -6,10 +6,7 @@
 _base_ = ['./lmd_vit-tiny_klvae_photos_cs.py']
 
 crop_size = 224
-model = dict(
-    backbone=dict(latent_size=28, patch_size=4),
-    neck=dict(num_patches=49, patch_size=4),
-    head=dict(patch_size=4))
+model = dict(backbone=dict(latent_size=28, patch_size=4))
 train_dataloader = dict(
     dataset=dict(dataset=dict(crop_size=crop_size, num_crops=1024),
                  num_views=2))

@@ -7,7 +7,8 @@
 
 Trains every row on the same data and the same number of iterations, one
 after the other in this process (each a plain mmengine Runner, as
-``tools/train.py`` builds it), with a ``TrainingEfficiencyHook``:
+``tools/train.py`` builds it), with the ``TrainingEfficiencyHook`` of
+``configs/_base_/efficiency.py`` added to its ``custom_hooks``:
 
 =======  ===============================================================
 cs       LMD-CS: latent projector, ViT, cosine mask-ratio schedule
@@ -51,9 +52,12 @@ from mmengine.logging import print_log  # noqa: E402
 from lmd_toolkit.apis.pipelines import (ensure_stage1, set_budget,  # noqa: E402,E501
                                         train_in_process)
 from lmd_toolkit.utils.fileio import atomic_write  # noqa: E402
-from lmd_toolkit.utils.launch import load_config  # noqa: E402
+from lmd_toolkit.utils.launch import (BLOCKS_DIR, load_block,  # noqa: E402
+                                      load_config)
 
 ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
+#: TrainingEfficiencyHook, added to every row.
+EFFICIENCY_BLOCK = osp.join(BLOCKS_DIR, 'efficiency.py')
 
 
 def _scheduler(cfg: dict) -> dict:
@@ -161,14 +165,12 @@ def run_row(key: str, suite: dict, args: argparse.Namespace,
     if args.iters is not None:
         set_budget(cfg, args.iters)
     iters = cfg.train_cfg.max_iters
-    window = args.window or max(2, iters // 20)
-    # MIT leaves out the first iterations (lazy photo decoding, dataloader
-    # start-up): 1 in 20, at least 1, at most 10.
-    skip_first = min(10, max(1, iters // 20))
-    cfg.custom_hooks = list(cfg.get('custom_hooks') or []) + [
-        dict(type='TrainingEfficiencyHook', window=window,
-             skip_first=skip_first)
-    ]
+    # configs/_base_/efficiency.py for this row's length: the hook, its
+    # loss window and the iterations MIT leaves out.
+    hooks = load_block(EFFICIENCY_BLOCK, max_iters=iters).custom_hooks
+    if args.window is not None:
+        hooks[0].window = args.window
+    cfg.custom_hooks = list(cfg.get('custom_hooks') or []) + hooks
     if cfg.model.type == 'LatentMaskingDiffusion':
         cfg.model.eval_mask_ratio = args.eval_mask_ratio
     print_log(f'reproduce: {label} ({key}): {config}, {iters} iterations, '

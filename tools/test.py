@@ -19,7 +19,6 @@ import sys
 
 sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))
 
-from mmengine.config import DictAction  # noqa: E402
 from mmengine.dist import is_main_process  # noqa: E402
 from mmengine.runner import Runner  # noqa: E402
 
@@ -32,28 +31,17 @@ from lmd_toolkit.utils.fileio import atomic_write  # noqa: E402
 from lmd_toolkit.utils.fileio import safe_torch_load  # noqa: E402
 from lmd_toolkit.utils.fileio import UnreadableFileError  # noqa: E402
 from lmd_toolkit.utils.launch import (destroy_distributed,  # noqa: E402
-                                      load_config)
+                                      load_config, runner_arg_parser)
 from lmd_toolkit.utils.state_dict import StateDictMismatchError  # noqa: E402,E501
 from lmd_toolkit.utils.validate import ConfigValueError  # noqa: E402
 from lmd_toolkit.utils.validate import check_config  # noqa: E402
 
 
 def parse_args() -> argparse.Namespace:
-    parser = argparse.ArgumentParser(description='Test an lmd-toolkit model')
-    parser.add_argument('config', help='config file path')
+    parser = runner_arg_parser('Test an lmd-toolkit model', 'test',
+                               'test_dataloader.batch_size=8')
     parser.add_argument('checkpoint', help='checkpoint file')
     parser.add_argument('--work-dir', help='directory for logs and results')
-    parser.add_argument(
-        '--cfg-options',
-        nargs='+',
-        action=DictAction,
-        help='override config keys, e.g. test_dataloader.batch_size=8')
-    parser.add_argument(
-        '--launcher',
-        choices=['none', 'pytorch', 'slurm'],
-        default='none',
-        help='job launcher (dist_test.sh and slurm_test.sh set it)')
-    parser.add_argument('--local-rank', '--local_rank', type=int, default=0)
     return parser.parse_args()
 
 

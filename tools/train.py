@@ -5,20 +5,18 @@ import sys
 
 sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))
 
-from mmengine.config import DictAction  # noqa: E402
-
 from lmd_toolkit.datasets.latent_cache import check_latent_cache_config  # noqa: E402,E501
 from lmd_toolkit.utils.launch import (build_runner,  # noqa: E402
-                                      destroy_distributed, enable_amp,
-                                      load_config)
+                                      destroy_distributed, load_config,
+                                      merge_amp_block, runner_arg_parser)
 from lmd_toolkit.utils.validate import check_config  # noqa: E402
 from lmd_toolkit.utils.workdir import (find_resume_checkpoint,  # noqa: E402
                                        work_dir_lock)
 
 
 def parse_args() -> argparse.Namespace:
-    parser = argparse.ArgumentParser(description='Train an lmd-toolkit model')
-    parser.add_argument('config', help='config file path')
+    parser = runner_arg_parser('Train an lmd-toolkit model', 'train',
+                               'train_cfg.max_iters=100')
     parser.add_argument('--work-dir', help='directory for logs and checkpoints')
     parser.add_argument(
         '--resume',
@@ -34,18 +32,11 @@ def parse_args() -> argparse.Namespace:
         '(the differences are logged); sets '
         'default_hooks.resume.allow_config_changes=True')
     parser.add_argument(
-        '--amp', action='store_true', help='mixed precision (bf16 on CPU)')
-    parser.add_argument(
-        '--cfg-options',
-        nargs='+',
-        action=DictAction,
-        help='override config keys, e.g. train_cfg.max_iters=100')
-    parser.add_argument(
-        '--launcher',
-        choices=['none', 'pytorch', 'slurm'],
-        default='none',
-        help='job launcher (dist_train.sh and slurm_train.sh set it)')
-    parser.add_argument('--local-rank', '--local_rank', type=int, default=0)
+        '--amp',
+        action='store_true',
+        help='mixed precision: merge configs/_base_/precision/amp.py '
+        '(bf16 autocast on CPU and bf16 GPUs, fp16 loss scaling on older '
+        'GPUs)')
     return parser.parse_args()
 
 
@@ -54,7 +45,7 @@ def main() -> None:
     cfg = load_config(args.config, args.cfg_options, args.launcher,
                       args.work_dir)
     if args.amp:
-        enable_amp(cfg)
+        merge_amp_block(cfg)
     # Values that cannot work are refused before any model is built.
     check_config(cfg, 'train')
     check_latent_cache_config(cfg)

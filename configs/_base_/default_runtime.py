@@ -1,7 +1,7 @@
 # Registry scope: `type=` names resolve in lmd_toolkit first, then mmengine.
 default_scope = 'lmd_toolkit'
 
-# Hooks every run has. Leaf configs add the MaskRatioSchedulerHook.
+# Hooks every run has. lmd_runtime.py adds the MaskRatioSchedulerHook.
 default_hooks = dict(
     runtime_info=dict(type='RuntimeInfoHook'),
     timer=dict(type='IterTimerHook'),

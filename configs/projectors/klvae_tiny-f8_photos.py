@@ -78,9 +78,8 @@ param_scheduler = [
 log_processor = dict(by_epoch=False)
 
 # Reconstruction quality (decode(encode(x)), posterior mean) on held-out
-# crops; tools/analysis_tools/eval_projector.py adds the bicubic baseline.
-val_evaluator = [dict(type='PSNR'), dict(type='SSIM')]
-test_evaluator = val_evaluator
+# crops: the base's PSNR and SSIM; tools/analysis_tools/eval_projector.py
+# adds the bicubic baseline.
 
 default_hooks = dict(
     logger=dict(interval=50),

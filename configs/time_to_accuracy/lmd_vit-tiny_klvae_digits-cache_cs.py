@@ -28,9 +28,7 @@ train_dataloader = dict(
 # training. The budget in seconds becomes max_iters (and the LR and
 # mask-ratio schedules follow it).
 train_cfg = dict(val_interval=10**9)
-val_dataloader = None
-val_cfg = None
-val_evaluator = None
+val_dataloader = val_cfg = val_evaluator = None
 # The base's hooks without the reconstruction grids (they need validation
 # images) and checkpoints; the mask-ratio schedule is the base's cosine
 # 0.15 -> 0.75.

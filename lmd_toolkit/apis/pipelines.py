@@ -2,8 +2,9 @@
 and several configs on one budget (``tools/reproduce.py``).
 
 Every run is a plain mmengine ``Runner`` built from a config file, exactly as
-``tools/train.py`` builds it; these helpers only pick work dirs, shorten the
-schedule to a budget and find the checkpoint a run wrote.
+``tools/train.py`` builds it; these helpers only pick work dirs, give a run
+its budget (the block ``configs/_base_/schedules/iter_budget.py``) and find
+the checkpoint a run wrote.
 """
 import logging
 import os
@@ -15,7 +16,7 @@ from mmengine.logging import print_log
 
 from lmd_toolkit.utils.config_text import parse_config_text, plain
 from lmd_toolkit.utils.fileio import safe_torch_load
-from lmd_toolkit.utils.launch import load_config
+from lmd_toolkit.utils.launch import BLOCKS_DIR, load_block, load_config
 from lmd_toolkit.utils.workdir import work_dir_lock
 
 #: The config keys that decide what a training run learns.
@@ -23,15 +24,21 @@ RECIPE_KEYS = ('model', 'train_dataloader', 'optim_wrapper', 'param_scheduler',
                'train_cfg')
 
 
-def set_budget(cfg: Config, max_iters: int) -> Config:
-    """Shorten (or lengthen) an iteration-based config to ``max_iters``.
+#: The budget block: one number, ``max_iters``, and what follows from it.
+BUDGET_BLOCK = osp.join(BLOCKS_DIR, 'schedules', 'iter_budget.py')
 
-    Sets ``train_cfg.max_iters``; validation, checkpoint and reconstruction
-    grids happen once, at the end; the logger writes about 10 lines; the
-    learning-rate schedule becomes a linear warm-up over the first 5 % of
-    the iterations (at least 1) and a cosine decay to 1e-5 (the shape of
-    every pretraining config here). Mask-ratio schedules need nothing: they
-    are functions of (iteration, max_iters).
+
+def set_budget(cfg: Config, max_iters: int) -> Config:
+    """Give an iteration-based config the budget ``max_iters``: merge
+    ``configs/_base_/schedules/iter_budget.py`` read with that number.
+
+    The block sets ``train_cfg.max_iters`` and ``val_interval``, the
+    learning-rate schedule (a linear warm-up over the first 5 % of the
+    iterations, at least 1, and a cosine decay to 1e-5), and the checkpoint,
+    reconstruction-grid and logger intervals; its hooks are merged only into
+    hooks the config has, and a shorter logger interval is kept.
+    Mask-ratio schedules need nothing: they are functions of
+    (iteration, max_iters).
 
     Args:
         cfg (Config): A config with an ``IterBasedTrainLoop``.
@@ -48,23 +55,19 @@ def set_budget(cfg: Config, max_iters: int) -> Config:
     if max_iters < 2:
         raise ValueError(f'set_budget: max_iters must be >= 2, got '
                          f'{max_iters}.')
-    cfg.train_cfg.max_iters = max_iters
-    cfg.train_cfg.val_interval = max_iters
-    warmup = max(1, max_iters // 20)
-    cfg.param_scheduler = [
-        dict(type='LinearLR', start_factor=0.01, by_epoch=False, begin=0,
-             end=warmup),
-        dict(type='CosineAnnealingLR', T_max=max_iters - warmup,
-             eta_min=1e-5, by_epoch=False, begin=warmup, end=max_iters),
-    ]
+    block = load_block(BUDGET_BLOCK, max_iters=max_iters).to_dict()
     hooks = cfg.default_hooks
-    if hooks.get('checkpoint'):
-        hooks.checkpoint.interval = max_iters
-    if hooks.get('logger'):
-        hooks.logger.interval = max(1, min(hooks.logger.get('interval', 50),
-                                           max_iters // 10))
-    if hooks.get('visualization'):
-        hooks.visualization.interval = max_iters
+    block_hooks = {
+        name: hook for name, hook in block.pop('default_hooks').items()
+        if hooks.get(name)
+    }
+    if 'logger' in block_hooks:
+        block_hooks['logger']['interval'] = min(
+            hooks.logger.get('interval', 50),
+            block_hooks['logger']['interval'])
+    cfg.merge_from_dict(dict(train_cfg=block['train_cfg'],
+                             param_scheduler=block['param_scheduler'],
+                             default_hooks=block_hooks))
     return cfg
 
 

@@ -16,12 +16,16 @@ exclude_plumbing_from_compile`` (also part of ``apply_compat_shims``), which
 makes both functions ``torch.compiler.disable``-d: they run eagerly,
 and what is compiled is the model's forward (and, through AOT autograd, its
 backward). Without compilation nothing changes. See docs/en/precision.md.
+
+``MixedPrecisionOptimWrapper`` (the type ``configs/_base_/precision/amp.py``
+names) picks the mixed-precision wrapper of the machine it is built on.
 """
 from contextlib import contextmanager
 from typing import Iterator, Union
 
 import torch
-from mmengine.optim import OptimWrapper
+from mmengine.logging import print_log
+from mmengine.optim import AmpOptimWrapper, OptimWrapper
 from torch import nn
 
 from lmd_toolkit.registry import OPTIM_WRAPPERS
@@ -58,3 +62,50 @@ class AutocastOptimWrapper(OptimWrapper):
         with super().optim_context(model), torch.autocast(
                 device_type=device_type, dtype=self.cast_dtype):
             yield
+
+
+def mixed_precision_choice() -> dict:
+    """The wrapper type and arguments mixed precision means on this machine.
+
+    bf16 autocast without loss scaling on CPU and on GPUs with native bf16
+    (CUDA compute capability >= 8.0); fp16 with dynamic loss scaling
+    (mmengine's ``AmpOptimWrapper``) on older GPUs.
+
+    Returns:
+        dict: ``type`` ('AutocastOptimWrapper' or 'AmpOptimWrapper') and its
+        defaults (``dtype``, and ``loss_scale`` for fp16).
+    """
+    if torch.cuda.is_available() and not torch.cuda.is_bf16_supported(
+            including_emulation=False):
+        return dict(type='AmpOptimWrapper', dtype='float16',
+                    loss_scale='dynamic')
+    return dict(type='AutocastOptimWrapper', dtype='bfloat16')
+
+
+@OPTIM_WRAPPERS.register_module(name='MixedPrecisionOptimWrapper')
+def build_mixed_precision_optim_wrapper(**kwargs) -> OptimWrapper:
+    """Build the mixed-precision wrapper of this machine
+    (``mixed_precision_choice``): ``AutocastOptimWrapper`` (bf16) on CPU and
+    bf16 GPUs, ``AmpOptimWrapper`` (fp16, dynamic loss scaling) on older
+    GPUs. ``dtype`` / ``loss_scale`` given in the config are kept. The choice
+    is logged.
+
+    Args:
+        **kwargs: The ``optim_wrapper`` config without ``type`` (optimizer,
+            clip_grad, accumulative_counts, ...).
+
+    Returns:
+        OptimWrapper: The chosen wrapper.
+    """
+    choice = mixed_precision_choice()
+    wrapper = choice.pop('type')
+    for key, value in choice.items():
+        kwargs.setdefault(key, value)
+    if wrapper == 'AmpOptimWrapper':
+        built = AmpOptimWrapper(**kwargs)
+    else:
+        kwargs.pop('loss_scale', None)  # bf16 needs none
+        built = AutocastOptimWrapper(**kwargs)
+    print_log(f'MixedPrecisionOptimWrapper: {wrapper} (dtype '
+              f'{kwargs["dtype"]}).', logger='current')
+    return built

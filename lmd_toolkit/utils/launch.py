@@ -1,8 +1,8 @@
 """Config handling shared by ``tools/train.py`` and ``tools/test.py``."""
+import argparse
 import os.path as osp
 from typing import Optional
 
-import torch
 from mmengine.config import Config, DictAction  # noqa: F401 (re-export)
 from mmengine.logging import print_log
 from mmengine.utils import import_modules_from_strings
@@ -10,6 +10,39 @@ from mmengine.utils import import_modules_from_strings
 from .compat import (fill_model_wrapper_cfg, init_cpu_distributed,
                      init_single_process_group)
 from .setup_env import register_all_modules
+
+
+def runner_arg_parser(description: str, launcher_tool: str,
+                      overrides_example: str) -> argparse.ArgumentParser:
+    """The command line ``tools/train.py`` and ``tools/test.py`` share:
+    ``config``, ``--work-dir``, ``--cfg-options``, ``--launcher`` and
+    ``--local-rank``. The tool adds its own arguments.
+
+    Args:
+        description (str): The tool's one-line description.
+        launcher_tool (str): ``'train'`` or ``'test'``: the
+            ``dist_<tool>.sh`` / ``slurm_<tool>.sh`` that set ``--launcher``.
+        overrides_example (str): An example of ``--cfg-options``.
+
+    Returns:
+        argparse.ArgumentParser: The parser; ``config`` is its first
+        positional argument.
+    """
+    parser = argparse.ArgumentParser(description=description)
+    parser.add_argument('config', help='config file path')
+    parser.add_argument(
+        '--cfg-options',
+        nargs='+',
+        action=DictAction,
+        help=f'override config keys, e.g. {overrides_example}')
+    parser.add_argument(
+        '--launcher',
+        choices=['none', 'pytorch', 'slurm'],
+        default='none',
+        help=f'job launcher (dist_{launcher_tool}.sh and '
+        f'slurm_{launcher_tool}.sh set it)')
+    parser.add_argument('--local-rank', '--local_rank', type=int, default=0)
+    return parser
 
 
 def load_config(config: str,
@@ -83,35 +116,77 @@ def destroy_distributed() -> None:
         dist.destroy_process_group()
 
 
-def enable_amp(cfg: Config) -> None:
-    """``--amp``: bf16 autocast, no loss scaling, the projector in fp32.
+#: ``configs/_base_/`` of this checkout: the config blocks the tools merge.
+BLOCKS_DIR = osp.join(
+    osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__)))), 'configs',
+    '_base_')
+#: ``--amp`` merges this block (``optim_wrapper.type``).
+AMP_BLOCK = osp.join(BLOCKS_DIR, 'precision', 'amp.py')
+MIXED_PRECISION_WRAPPERS = ('MixedPrecisionOptimWrapper', 'AmpOptimWrapper',
+                            'AutocastOptimWrapper')
 
-    ``AutocastOptimWrapper`` (dtype bfloat16) on CPU and on GPUs with bf16
-    (CUDA compute capability >= 8.0); on older GPUs mmengine's
-    ``AmpOptimWrapper`` with fp16 and dynamic loss scaling. A config that
-    already names a mixed-precision wrapper is kept. Logged.
+
+def load_block(path: str, **params: int) -> Config:
+    """Read a config block (a ``configs/_base_/`` file), with some of its
+    top-level numbers set.
+
+    A block states its parameter once, as a top-level assignment (e.g.
+    ``max_iters = 2000`` in ``schedules/iter_budget.py``) and derives the
+    rest from it. ``load_block(path, max_iters=40)`` reads the file with that
+    one assignment set to 40, so everything derived follows.
 
     Args:
-        cfg (Config): The config; ``cfg.optim_wrapper`` is edited in place.
+        path (str): The block file.
+        **params (int): Top-level names of the block and their values.
+
+    Returns:
+        Config: The block.
     """
+    import ast
+    with open(path, encoding='utf-8') as f:
+        tree = ast.parse(f.read(), path)
+    missing = set(params)
+    for node in tree.body:
+        if (isinstance(node, ast.Assign) and len(node.targets) == 1
+                and isinstance(node.targets[0], ast.Name)
+                and node.targets[0].id in params):
+            node.value = ast.Constant(params[node.targets[0].id])
+            missing.discard(node.targets[0].id)
+    if missing:
+        raise KeyError(f'{path} has no top-level {", ".join(sorted(missing))}'
+                       ' to set.')
+    return Config.fromstring(ast.unparse(tree), '.py')
+
+
+def _has_mixed_precision(cfg: Config) -> bool:
+    """True (logged) when ``cfg`` names a mixed-precision wrapper already;
+    False for ``OptimWrapper``; ValueError for any other type."""
     wrapper = cfg.optim_wrapper.get('type', 'OptimWrapper')
-    if wrapper in ('AmpOptimWrapper', 'AutocastOptimWrapper'):
+    if wrapper in MIXED_PRECISION_WRAPPERS:
         print_log(f'--amp: the config already uses {wrapper}.',
                   logger='current')
-        return
+        return True
     if wrapper != 'OptimWrapper':
         raise ValueError(f'--amp replaces optim_wrapper.type=OptimWrapper, '
                          f'but the config sets {wrapper!r}; set the mixed-'
                          'precision wrapper in the config instead.')
-    if torch.cuda.is_available() and not torch.cuda.is_bf16_supported(
-            including_emulation=False):
-        cfg.optim_wrapper.type = 'AmpOptimWrapper'
-        cfg.optim_wrapper.setdefault('dtype', 'float16')
-        cfg.optim_wrapper.setdefault('loss_scale', 'dynamic')
-    else:
-        cfg.optim_wrapper.type = 'AutocastOptimWrapper'
-        cfg.optim_wrapper.setdefault('dtype', 'bfloat16')
-    print_log(
-        f'--amp: optim_wrapper.type set to {cfg.optim_wrapper.type} '
-        f'(dtype {cfg.optim_wrapper.dtype}).',
-        logger='current')
+    return False
+
+
+def merge_amp_block(cfg: Config) -> None:
+    """``tools/train.py --amp``: merge ``configs/_base_/precision/amp.py``
+    (``optim_wrapper.type='MixedPrecisionOptimWrapper'``, which picks bf16
+    autocast or fp16 loss scaling when the Runner builds it), as if the
+    config listed that file last in ``_base_``.
+
+    A config that already names a mixed-precision wrapper is kept; one with
+    another wrapper type than ``OptimWrapper`` is refused. Logged.
+
+    Args:
+        cfg (Config): The config; ``cfg.optim_wrapper`` is edited in place.
+    """
+    if _has_mixed_precision(cfg):
+        return
+    cfg.merge_from_dict(Config.fromfile(AMP_BLOCK).to_dict())
+    print_log(f'--amp: merged {osp.relpath(AMP_BLOCK)} (optim_wrapper.type='
+              f'{cfg.optim_wrapper.type}).', logger='current')

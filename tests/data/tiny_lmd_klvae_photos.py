@@ -8,7 +8,7 @@ _base_ = ['../../configs/lmd_vit-tiny_klvae_photos_cs.py']
 model = dict(
     projector=dict(checkpoint=None),
     backbone=dict(arch=dict(embed_dims=48, num_layers=2, num_heads=3)),
-    neck=dict(embed_dims=48, decoder_embed_dims=32, decoder_depth=1))
+    neck=dict(decoder_embed_dims=32, decoder_depth=1))
 train_dataloader = dict(
     batch_size=4,
     dataset=dict(

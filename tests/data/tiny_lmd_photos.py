@@ -4,7 +4,7 @@ _base_ = ['../../configs/lmd_vit-tiny_pixel_photos_cs.py']
 
 model = dict(
     backbone=dict(arch=dict(embed_dims=48, num_layers=2, num_heads=3)),
-    neck=dict(embed_dims=48, decoder_embed_dims=32, decoder_depth=1))
+    neck=dict(decoder_embed_dims=32, decoder_depth=1))
 train_dataloader = dict(batch_size=4, dataset=dict(num_crops=64))
 val_dataloader = dict(batch_size=8, dataset=dict(num_crops=8))
 test_dataloader = val_dataloader

@@ -10,7 +10,7 @@ from mmengine.runner import Runner
 from lmd_toolkit.engine.optim_wrappers import AutocastOptimWrapper
 from lmd_toolkit.registry import MODELS
 from lmd_toolkit.utils import register_all_modules
-from lmd_toolkit.utils.launch import enable_amp
+from lmd_toolkit.utils.launch import merge_amp_block
 
 register_all_modules()
 
@@ -63,7 +63,7 @@ def train_losses(amp: bool) -> list:
     with tempfile.TemporaryDirectory() as work_dir:
         cfg = tiny_cfg(work_dir)
         if amp:
-            enable_amp(cfg)
+            merge_amp_block(cfg)  # what tools/train.py --amp does
         runner = Runner.from_cfg(cfg)
         recorder = LossRecorder()
         runner.register_hook(recorder, priority='LOWEST')
@@ -112,44 +112,5 @@ def test_autocast_runs_the_transformer_in_bf16_and_projector_in_fp32():
     assert all(p.dtype == torch.float32 for p in model.parameters())
 
 
-def amp_cfg() -> Config:
-    return Config(
-        dict(optim_wrapper=dict(type='OptimWrapper',
-                                optimizer=dict(type='AdamW', lr=1e-3))))
-
-
-@pytest.mark.parametrize('cuda,bf16', [(False, False), (True, True)])
-def test_enable_amp_is_bf16_autocast_on_cpu_and_bf16_gpus(
-        monkeypatch, cuda, bf16):
-    monkeypatch.setattr(torch.cuda, 'is_available', lambda: cuda)
-    monkeypatch.setattr(torch.cuda,
-                        'is_bf16_supported',
-                        lambda including_emulation=True: bf16)
-    cfg = amp_cfg()
-    enable_amp(cfg)
-    assert cfg.optim_wrapper.type == 'AutocastOptimWrapper'
-    assert cfg.optim_wrapper.dtype == 'bfloat16'
-    assert 'loss_scale' not in cfg.optim_wrapper
-
-
-def test_enable_amp_falls_back_to_fp16_loss_scaling_without_gpu_bf16(
-        monkeypatch):
-    monkeypatch.setattr(torch.cuda, 'is_available', lambda: True)
-    monkeypatch.setattr(torch.cuda,
-                        'is_bf16_supported',
-                        lambda including_emulation=True: False)
-    cfg = amp_cfg()
-    enable_amp(cfg)
-    assert cfg.optim_wrapper.type == 'AmpOptimWrapper'
-    assert cfg.optim_wrapper.dtype == 'float16'
-    assert cfg.optim_wrapper.loss_scale == 'dynamic'
-
-
-def test_enable_amp_keeps_a_configured_wrapper_and_rejects_others():
-    cfg = amp_cfg()
-    cfg.optim_wrapper.type = 'AutocastOptimWrapper'
-    enable_amp(cfg)
-    assert cfg.optim_wrapper.type == 'AutocastOptimWrapper'
-    cfg.optim_wrapper.type = 'SomeOtherWrapper'
-    with pytest.raises(ValueError, match='SomeOtherWrapper'):
-        enable_amp(cfg)
+# The machine-dependent choice of the wrapper and --amp's keep / refuse rules
+# are tested with the block: tests/test_tools/test_config_blocks.py.

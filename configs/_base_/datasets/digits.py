@@ -1,15 +1,14 @@
 # scikit-learn's digits for classification: fixed split of 1,438 training
 # and 359 validation images, 32 x 32 RGB uint8, labels 0..9. Top-1 / top-5
 # accuracy. The images are RGB already (no to_rgb in the preprocessor).
+_base_ = ['./in_memory_loaders.py']
+
 img_size = 32
 train_pipeline = [dict(type='mmpretrain.PackInputs')]
 test_pipeline = [dict(type='mmpretrain.PackInputs')]
 
 train_dataloader = dict(
     batch_size=64,
-    num_workers=0,
-    sampler=dict(type='DefaultSampler', shuffle=True),
-    collate_fn=dict(type='default_collate'),
     dataset=dict(
         type='DigitsDataset',
         split='train',
@@ -17,9 +16,6 @@ train_dataloader = dict(
         pipeline=train_pipeline))
 val_dataloader = dict(
     batch_size=128,
-    num_workers=0,
-    sampler=dict(type='DefaultSampler', shuffle=False),
-    collate_fn=dict(type='default_collate'),
     dataset=dict(
         type='DigitsDataset',
         split='val',

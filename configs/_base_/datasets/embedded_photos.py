@@ -1,6 +1,8 @@
 # Crops of the real photographs shipped inside scikit-image, scikit-learn
 # and matplotlib (no download): 9 photos for training, 2 held out for
 # validation (docs/en/datasets.md). RGB uint8 crops of `crop_size` pixels.
+_base_ = ['./in_memory_loaders.py']
+
 crop_size = 64
 
 # The crops are already drawn at random positions (seeded): only flip.
@@ -12,9 +14,6 @@ val_pipeline = [dict(type='mmpretrain.PackInputs')]
 
 train_dataloader = dict(
     batch_size=16,
-    num_workers=0,
-    sampler=dict(type='DefaultSampler', shuffle=True),
-    collate_fn=dict(type='default_collate'),
     dataset=dict(
         type='EmbeddedPhotos',
         split='train',
@@ -23,9 +22,6 @@ train_dataloader = dict(
         pipeline=train_pipeline))
 val_dataloader = dict(
     batch_size=16,
-    num_workers=0,
-    sampler=dict(type='DefaultSampler', shuffle=False),
-    collate_fn=dict(type='default_collate'),
     dataset=dict(
         type='EmbeddedPhotos',
         split='val',
@@ -33,3 +29,7 @@ val_dataloader = dict(
         num_crops=128,
         pipeline=val_pipeline))
 test_dataloader = val_dataloader
+# Reconstruction quality on the held-out crops (LMD: at
+# model.eval_mask_ratio; projectors: decode(encode(x))).
+val_evaluator = [dict(type='PSNR'), dict(type='SSIM')]
+test_evaluator = val_evaluator

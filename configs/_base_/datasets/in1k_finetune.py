@@ -3,6 +3,8 @@
 # RandAugment rand-m9-mstd0.5-inc1, random erasing 0.25; validation resizes
 # the short side to 256 and centre-crops 224. Images are BGR here (the
 # classifier's preprocessor flips them to RGB).
+_base_ = ['./loaders.py']
+
 data_root = 'data/imagenet/'
 bgr_mean = [103.53, 116.28, 123.675]
 
@@ -49,11 +51,6 @@ test_pipeline = [
 
 train_dataloader = dict(
     batch_size=128,
-    num_workers=8,
-    persistent_workers=True,
-    pin_memory=True,
-    sampler=dict(type='DefaultSampler', shuffle=True),
-    collate_fn=dict(type='default_collate'),
     dataset=dict(
         type='mmpretrain.ImageNet',
         data_root=data_root,

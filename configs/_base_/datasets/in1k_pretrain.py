@@ -3,6 +3,8 @@
 #   data/imagenet/meta/train.txt  (optional: "relative/path label" lines)
 # Labels are not used by pretraining. Images are read by mmcv (BGR), so the
 # data preprocessor flips them to RGB before the projector.
+_base_ = ['./loaders.py']
+
 data_root = 'data/imagenet/'
 data_preprocessor = dict(type='LMDDataPreprocessor', to_rgb=True)
 
@@ -18,12 +20,6 @@ train_pipeline = [
     dict(type='mmpretrain.PackInputs'),
 ]
 train_dataloader = dict(
-    batch_size=64,
-    num_workers=8,
-    persistent_workers=True,
-    pin_memory=True,
-    sampler=dict(type='DefaultSampler', shuffle=True),
-    collate_fn=dict(type='default_collate'),
     dataset=dict(
         type='mmpretrain.ImageNet',
         data_root=data_root,

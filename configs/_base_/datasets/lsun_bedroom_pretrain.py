@@ -2,6 +2,8 @@
 # `export`), any folder depth:
 #   data/lsun/bedroom_train/0/00/000038527b455eacb05f9b9b3a8b2a5fa6b8a7c5.webp
 # Read by ImageFolderDataset (RGB, corrupt files skipped with a warning).
+_base_ = ['./loaders.py']
+
 data_root = 'data/lsun/bedroom_train/'
 
 train_pipeline = [
@@ -12,12 +14,6 @@ train_pipeline = [
     dict(type='mmpretrain.PackInputs'),
 ]
 train_dataloader = dict(
-    batch_size=64,
-    num_workers=8,
-    persistent_workers=True,
-    pin_memory=True,
-    sampler=dict(type='DefaultSampler', shuffle=True),
-    collate_fn=dict(type='default_collate'),
     dataset=dict(
         type='ImageFolderDataset',
         data_root=data_root,

@@ -13,20 +13,16 @@ model = dict(
         checkpoint='checkpoints/kl-f8/model.ckpt',
         sample_posterior=False,
         scale_factor=1.0),
-    backbone=dict(
-        type='LMDViT', arch='base', in_channels=4, latent_size=28,
-        patch_size=2),
+    # The shapes are stated once, here: the algorithm gives the backbone the
+    # projector's latent channels, and the decoder and head the backbone's
+    # grid, patch and width.
+    backbone=dict(type='LMDViT', arch='base', latent_size=28, patch_size=2),
     neck=dict(
         type='LMDDecoder',
-        num_patches=196,
-        patch_size=2,
-        in_channels=4,
-        embed_dims=768,
         decoder_embed_dims=512,
         decoder_depth=8,
         decoder_num_heads=16,
         pos_embed_sign=-1.0),  # official "spatial position recall"
     # Per-patch normalised targets, as the official pretraining.
-    head=dict(type='LatentReconstructionHead', patch_size=2, norm_target=True),
-    mask_ratio=0.75,
+    head=dict(type='LatentReconstructionHead', norm_target=True),
 )

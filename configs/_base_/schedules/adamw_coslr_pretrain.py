@@ -1,19 +1,13 @@
 # MAE's pretraining recipe: AdamW (0.9, 0.95), lr = 1.5e-4 * batch / 256,
 # weight decay 0.05 except norms, biases, position embeddings and tokens,
 # 40 warm-up epochs then cosine.
+_base_ = ['./no_weight_decay.py']
+
 optim_wrapper = dict(
     type='OptimWrapper',
     optimizer=dict(
         type='AdamW', lr=1.5e-4 * 4096 / 256, betas=(0.9, 0.95),
-        weight_decay=0.05),
-    paramwise_cfg=dict(
-        custom_keys={
-            'norm': dict(decay_mult=0.0),
-            'bias': dict(decay_mult=0.0),
-            'pos_embed': dict(decay_mult=0.0),
-            'mask_token': dict(decay_mult=0.0),
-            'cls_token': dict(decay_mult=0.0),
-        }))
+        weight_decay=0.05))
 
 max_epochs = 400
 param_scheduler = [

@@ -3,6 +3,8 @@
 # gradient-norm clip 10, 1 warm-up epoch then cosine to 1e-8.
 # lmd_toolkit's Adan (lmd_toolkit/engine/optimizers.py): the same update as
 # mmpretrain.Adan, as one multi-tensor (foreach) call over all param groups.
+_base_ = ['./no_weight_decay.py']
+
 optim_wrapper = dict(
     type='OptimWrapper',
     optimizer=dict(
@@ -11,15 +13,7 @@ optim_wrapper = dict(
         betas=(0.98, 0.92, 0.90),
         eps=1e-8,
         weight_decay=0.05),
-    clip_grad=dict(max_norm=10.0),
-    paramwise_cfg=dict(
-        custom_keys={
-            'norm': dict(decay_mult=0.0),
-            'bias': dict(decay_mult=0.0),
-            'pos_embed': dict(decay_mult=0.0),
-            'mask_token': dict(decay_mult=0.0),
-            'cls_token': dict(decay_mult=0.0),
-        }))
+    clip_grad=dict(max_norm=10.0))
 
 max_epochs = 400
 param_scheduler = [
