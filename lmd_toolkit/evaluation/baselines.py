@@ -1,7 +1,7 @@
 """Reference reconstructions that a trained model must beat."""
 from torch import Tensor
 
-from lmd_toolkit.models.layers.patchify import patchify, unpatchify
+from lmd_toolkit.models.layers import patchify, unpatchify
 
 
 def mean_latent_baseline(z: Tensor, mask: Tensor, patch_size: int) -> Tensor:

@@ -1,5 +1,6 @@
 """Config handling shared by ``tools/train.py`` and ``tools/test.py``."""
 import argparse
+import ast
 import os.path as osp
 from typing import Optional
 
@@ -142,7 +143,6 @@ def load_block(path: str, **params: int) -> Config:
     Returns:
         Config: The block.
     """
-    import ast
     with open(path, encoding='utf-8') as f:
         tree = ast.parse(f.read(), path)
     missing = set(params)
@@ -158,21 +158,6 @@ def load_block(path: str, **params: int) -> Config:
     return Config.fromstring(ast.unparse(tree), '.py')
 
 
-def _has_mixed_precision(cfg: Config) -> bool:
-    """True (logged) when ``cfg`` names a mixed-precision wrapper already;
-    False for ``OptimWrapper``; ValueError for any other type."""
-    wrapper = cfg.optim_wrapper.get('type', 'OptimWrapper')
-    if wrapper in MIXED_PRECISION_WRAPPERS:
-        print_log(f'--amp: the config already uses {wrapper}.',
-                  logger='current')
-        return True
-    if wrapper != 'OptimWrapper':
-        raise ValueError(f'--amp replaces optim_wrapper.type=OptimWrapper, '
-                         f'but the config sets {wrapper!r}; set the mixed-'
-                         'precision wrapper in the config instead.')
-    return False
-
-
 def merge_amp_block(cfg: Config) -> None:
     """``tools/train.py --amp``: merge ``configs/_base_/precision/amp.py``
     (``optim_wrapper.type='MixedPrecisionOptimWrapper'``, which picks bf16
@@ -185,8 +170,15 @@ def merge_amp_block(cfg: Config) -> None:
     Args:
         cfg (Config): The config; ``cfg.optim_wrapper`` is edited in place.
     """
-    if _has_mixed_precision(cfg):
+    wrapper = cfg.optim_wrapper.get('type', 'OptimWrapper')
+    if wrapper in MIXED_PRECISION_WRAPPERS:
+        print_log(f'--amp: the config already uses {wrapper}.',
+                  logger='current')
         return
+    if wrapper != 'OptimWrapper':
+        raise ValueError(f'--amp replaces optim_wrapper.type=OptimWrapper, '
+                         f'but the config sets {wrapper!r}; set the mixed-'
+                         'precision wrapper in the config instead.')
     cfg.merge_from_dict(Config.fromfile(AMP_BLOCK).to_dict())
     print_log(f'--amp: merged {osp.relpath(AMP_BLOCK)} (optim_wrapper.type='
               f'{cfg.optim_wrapper.type}).', logger='current')

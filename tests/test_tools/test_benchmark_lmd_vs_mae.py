@@ -22,7 +22,7 @@ from step_timing import (MatmulStep, count_flops,  # noqa: E402
 
 from lmd_toolkit.engine.mask_schedulers import (  # noqa: E402
     CosineMaskRatio, FixedMaskRatio)
-from lmd_toolkit.models.layers.attention import Attention  # noqa: E402
+from lmd_toolkit.models.layers import Attention  # noqa: E402
 
 GPU_CHECK = osp.join(ROOT, 'tools', 'analysis_tools', 'gpu_check.sh')
 

@@ -1,6 +1,6 @@
 from .autoencoder_trainer import (AutoencoderOptimWrapperConstructor,
                                   AutoencoderTrainer)
-from .lmd import LatentMaskingDiffusion
+from ..lmd_vit import LatentMaskingDiffusion
 
 __all__ = [
     'LatentMaskingDiffusion', 'AutoencoderTrainer',

@@ -1,6 +1,3 @@
-# The old module paths first: loading ``layers.patchify`` later would bind
-# the package attribute ``patchify`` to the module instead of the function.
-from . import attention, masking, patchify  # noqa: F401
 from .helpers import (check_latent, check_latent_grid, check_patch_values,
                       check_sign,
                       ids_from_mask,

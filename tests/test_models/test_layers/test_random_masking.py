@@ -64,7 +64,7 @@ def test_per_sample_generators_make_masks_independent_of_batching():
 
 
 def test_seeded_generators_depend_on_seed_and_index_only():
-    from lmd_toolkit.models.layers.masking import seeded_generators
+    from lmd_toolkit.models.layers import seeded_generators
 
     def draw(seed, indices):
         return [torch.rand(4, generator=g) for g in seeded_generators(
