@@ -62,6 +62,7 @@ REGISTRY_OF_KEY = [
     ('sampler', registry.DATA_SAMPLERS),
     ('collate_fn', registry.FUNCTIONS),
     ('dataset', registry.DATASETS),
+    ('latent_first', registry.DATASETS),  # datasets/latent_first.py
     ('evaluator', registry.METRICS),
     ('model_wrapper_cfg', registry.MODEL_WRAPPERS),
     ('vis_backends', registry.VISBACKENDS),

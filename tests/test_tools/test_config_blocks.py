@@ -192,3 +192,51 @@ def test_efficiency_block_builds_and_is_what_reproduce_adds():
     spec.loader.exec_module(reproduce)
     assert reproduce.EFFICIENCY_BLOCK == osp.join(CONFIGS, '_base_',
                                                   'efficiency.py')
+
+
+@pytest.mark.parametrize('image_block', [
+    'embedded_photos.py', 'in1k_pretrain.py', 'lsun_bedroom_pretrain.py'
+])
+def test_latent_blocks_wrap_their_image_block_unchanged(image_block):
+    # The *_latent.py blocks read the image dataset from their base
+    # (_base_.train_dataloader.dataset): the wrapped dataset is that dataset
+    # to the letter, in the cache settings of latent_first.py.
+    folder = osp.join(CONFIGS, '_base_', 'datasets')
+    images = Config.fromfile(osp.join(folder, image_block))
+    latent = Config.fromfile(
+        osp.join(folder, image_block.replace('.py', '_latent.py')))
+    request = Config.fromfile(osp.join(folder, 'latent_first.py'))
+    wrapped = latent.train_dataloader.dataset
+    assert wrapped.dataset.to_dict() == \
+        images.train_dataloader.dataset.to_dict()
+    assert wrapped.type == 'LatentCacheDataset'
+    for key, value in request.latent_first.items():
+        assert wrapped[key] == value, key
+    # The loader around it is the image block's (batch, sampler, workers).
+    loader = {k: v for k, v in latent.train_dataloader.items()
+              if k != 'dataset'}
+    assert loader == {k: v for k, v in images.train_dataloader.items()
+                      if k != 'dataset'}
+
+
+def test_split_blocks_differ_from_training_only_where_stated():
+    # digits.py / embedded_photos.py / in1k_finetune.py derive the
+    # validation dataset from the training one in their own file.
+    folder = osp.join(CONFIGS, '_base_', 'datasets')
+    for block, changed in [('digits.py', {'split'}),  # one pipeline
+                           ('embedded_photos.py',
+                            {'split', 'pipeline', 'num_crops'}),
+                           ('in1k_finetune.py', {'split', 'pipeline'})]:
+        cfg = Config.fromfile(osp.join(folder, block))
+        train = cfg.train_dataloader.dataset.to_dict()
+        val = cfg.val_dataloader.dataset.to_dict()
+        assert {k for k in train if train[k] != val.get(k)} == changed, block
+        assert (train['split'], val['split']) == ('train', 'val')
+    finetune = Config.fromfile(osp.join(folder, 'in1k_finetune.py'))
+    assert finetune.val_dataloader.sampler.shuffle is False
+    assert finetune.val_dataloader.num_workers == 8
+    linprobe = Config.fromfile(osp.join(folder, 'in1k_linprobe.py'))
+    assert [t['type'] for t in linprobe.train_pipeline] == [
+        'mmpretrain.LoadImageFromFile', 'mmpretrain.RandomResizedCrop',
+        'mmpretrain.RandomFlip', 'mmpretrain.PackInputs'
+    ]

@@ -14,13 +14,11 @@ train_dataloader = dict(
         split='train',
         img_size=img_size,
         pipeline=train_pipeline))
+# The held-out split of the same dataset.
 val_dataloader = dict(
     batch_size=128,
-    dataset=dict(
-        type='DigitsDataset',
-        split='val',
-        img_size=img_size,
-        pipeline=test_pipeline))
+    dataset=dict(train_dataloader['dataset'], split='val',
+                 pipeline=test_pipeline))
 test_dataloader = val_dataloader
 val_evaluator = dict(type='mmpretrain.Accuracy', topk=(1, 5))
 test_evaluator = val_evaluator

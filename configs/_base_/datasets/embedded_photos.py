@@ -20,14 +20,11 @@ train_dataloader = dict(
         crop_size=crop_size,
         num_crops=2048,
         pipeline=train_pipeline))
+# The held-out photos, 128 crops.
 val_dataloader = dict(
     batch_size=16,
-    dataset=dict(
-        type='EmbeddedPhotos',
-        split='val',
-        crop_size=crop_size,
-        num_crops=128,
-        pipeline=val_pipeline))
+    dataset=dict(train_dataloader['dataset'], split='val', num_crops=128,
+                 pipeline=val_pipeline))
 test_dataloader = val_dataloader
 # Reconstruction quality on the held-out crops (LMD: at
 # model.eval_mask_ratio; projectors: decode(encode(x))).

@@ -1,5 +1,5 @@
 # embedded_photos.py, latent-first, for configs whose model has a projector.
-_base_ = ['./embedded_photos.py']
+_base_ = ['./embedded_photos.py', './latent_first.py']
 
 # Latent-first: the 2048 training crops are encoded once by the frozen
 # projector (4 seeded views of the flip pipeline, fp16) into
@@ -10,18 +10,5 @@ _base_ = ['./embedded_photos.py']
 #   --cfg-options train_dataloader.dataset.encode_on_the_fly=True
 # Validation stays on images: metrics and grids compare with the photos.
 train_dataloader = dict(
-    dataset=dict(
-        _delete_=True,
-        type='LatentCacheDataset',
-        cache_dir='data/latent_cache',
-        dataset=dict(
-            type='EmbeddedPhotos',
-            split='train',
-            crop_size=64,
-            num_crops=2048,
-            pipeline=[
-                dict(type='mmpretrain.RandomFlip', prob=0.5),
-                dict(type='mmpretrain.PackInputs'),
-            ]),
-        num_views=4,
-        views='random'))
+    dataset=dict(_delete_=True, **_base_.latent_first,
+                 dataset=_base_.train_dataloader.dataset))

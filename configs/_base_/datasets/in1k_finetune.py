@@ -56,18 +56,13 @@ train_dataloader = dict(
         data_root=data_root,
         split='train',
         pipeline=train_pipeline))
+# The validation split: the loader settings of loaders.py, not shuffled.
 val_dataloader = dict(
+    _base_.train_dataloader,
     batch_size=128,
-    num_workers=8,
-    persistent_workers=True,
-    pin_memory=True,
     sampler=dict(type='DefaultSampler', shuffle=False),
-    collate_fn=dict(type='default_collate'),
-    dataset=dict(
-        type='mmpretrain.ImageNet',
-        data_root=data_root,
-        split='val',
-        pipeline=test_pipeline))
+    dataset=dict(train_dataloader['dataset'], split='val',
+                 pipeline=test_pipeline))
 test_dataloader = val_dataloader
 val_evaluator = dict(type='mmpretrain.Accuracy', topk=(1, 5))
 test_evaluator = val_evaluator

@@ -1,18 +1,18 @@
 """Fréchet distance between feature Gaussians of predictions and targets."""
 import logging
 import warnings
-from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple, Union
+from typing import Callable, Dict, List, Optional, Tuple, Union
 
 import numpy as np
 import torch
 import torch.nn.functional as F
-from mmengine.evaluator import BaseMetric
 from mmengine.logging import print_log
 from scipy import linalg
 from torch import Tensor, nn
 
 from lmd_toolkit.registry import METRICS, MODELS
-from .utils import group_by_shape, image_pairs, resolve_weights_file
+from .base import ImagePairMetric
+from .utils import resolve_weights_file
 
 #: torchvision's file name of the ImageNet Inception-v3 weights.
 INCEPTION_FILE = 'inception_v3_google-0cc3c7bd.pth'
@@ -138,7 +138,7 @@ class InceptionV3PoolFeatures(nn.Module):
 
 
 @METRICS.register_module()
-class FID(BaseMetric):
+class FID(ImagePairMetric):
     """Fréchet inception distance between reconstructions and originals.
 
     Features of every ``pred_img`` and ``gt_img`` of the evaluated set are
@@ -161,21 +161,20 @@ class FID(BaseMetric):
             ``$TORCH_HOME/hub/checkpoints/``.
         eps (float): Diagonal offset of :func:`frechet_distance` for
             singular covariances. Defaults to 1e-6.
-        collect_device (str): Device used to gather results across ranks,
-            ``'cpu'`` or ``'gpu'``. Defaults to 'cpu'.
-        prefix (str, optional): Prefix of the metric key (``prefix/FID``).
-            Defaults to None (key ``FID``).
+
+    ``collect_device`` and ``prefix`` (key ``prefix/FID``) as
+    :class:`ImagePairMetric`.
     """
 
-    default_prefix: Optional[str] = ''
+    name = 'FID'
+    pair_dtype = torch.float32
 
     def __init__(self,
                  feature_extractor: Optional[Union[dict, Callable]] = None,
                  inception_checkpoint: Optional[str] = None,
                  eps: float = 1e-6,
-                 collect_device: str = 'cpu',
-                 prefix: Optional[str] = None) -> None:
-        super().__init__(collect_device=collect_device, prefix=prefix)
+                 **kwargs) -> None:
+        super().__init__(**kwargs)
         if not (feature_extractor is None or isinstance(
                 feature_extractor, dict) or callable(feature_extractor)):
             raise TypeError('FID feature_extractor must be None, a MODELS '
@@ -220,15 +219,12 @@ class FID(BaseMetric):
         # float32 halves what ranks exchange; statistics are in float64.
         return features.detach().float().cpu().numpy()
 
-    @torch.no_grad()
-    def process(self, data_batch: Any, data_samples: Sequence[dict]) -> None:
-        """Store the ``(pred, gt)`` feature vectors of every image."""
-        pairs = image_pairs(data_samples, dtype=torch.float32)
-        for pred, gt in group_by_shape(pairs):
-            # One forward for both sets: (2B, D) -> B pred rows, B gt rows.
-            features = self._features(torch.cat([pred, gt]))
-            self.results.extend(
-                zip(features[:len(pred)], features[len(pred):]))
+    def score(self, pred: Tensor, gt: Tensor) -> List[Tuple[np.ndarray,
+                                                            np.ndarray]]:
+        """The ``(pred, gt)`` feature vectors of every image."""
+        # One forward for both sets: (2B, D) -> B pred rows, B gt rows.
+        features = self._features(torch.cat([pred, gt]))
+        return list(zip(features[:len(pred)], features[len(pred):]))
 
     def compute_metrics(
             self, results: List[Tuple[np.ndarray,

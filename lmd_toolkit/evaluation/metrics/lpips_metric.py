@@ -1,20 +1,18 @@
 """LPIPS perceptual distance, from the ``lpips`` package, fully offline."""
-from typing import Any, Dict, List, Optional, Sequence
+from typing import List, Optional
 
-import numpy as np
 import torch
-from mmengine.evaluator import BaseMetric
-from torch import nn
+from torch import Tensor, nn
 
 from lmd_toolkit.models.losses.lpips_net import (BACKBONE_FILES,
                                                  build_lpips_network,
                                                  check_lpips_net,
                                                  resolve_weights_file)
 from lmd_toolkit.registry import METRICS
-from .utils import group_by_shape, image_pairs
+from .base import ImagePairMetric
 
 @METRICS.register_module()
-class LPIPS(BaseMetric):
+class LPIPS(ImagePairMetric):
     """Learned perceptual image patch similarity, averaged over images.
 
     Wraps ``lpips.LPIPS`` (v0.1, linear calibration heads shipped with the
@@ -34,21 +32,20 @@ class LPIPS(BaseMetric):
         pnet_rand (bool): Use a randomly initialised backbone and load no
             backbone weights. Only for testing the plumbing: the values are
             not LPIPS. Defaults to False.
-        collect_device (str): Device used to gather results across ranks,
-            ``'cpu'`` or ``'gpu'``. Defaults to 'cpu'.
-        prefix (str, optional): Prefix of the metric key (``prefix/LPIPS``).
-            Defaults to None (key ``LPIPS``).
+
+    ``collect_device`` and ``prefix`` (key ``prefix/LPIPS``) as
+    :class:`ImagePairMetric`.
     """
 
-    default_prefix: Optional[str] = ''
+    name = 'LPIPS'
+    pair_dtype = torch.float32
 
     def __init__(self,
                  net: str = 'alex',
                  backbone_checkpoint: Optional[str] = None,
                  pnet_rand: bool = False,
-                 collect_device: str = 'cpu',
-                 prefix: Optional[str] = None) -> None:
-        super().__init__(collect_device=collect_device, prefix=prefix)
+                 **kwargs) -> None:
+        super().__init__(**kwargs)
         check_lpips_net(net)
         self.net = net
         self.backbone_checkpoint = backbone_checkpoint
@@ -67,22 +64,11 @@ class LPIPS(BaseMetric):
         path = None if self.pnet_rand else self._weights_path()
         return build_lpips_network(self.net, path).to(device)
 
-    @torch.no_grad()
-    def process(self, data_batch: Any, data_samples: Sequence[dict]) -> None:
-        """Store one LPIPS distance (float) per image."""
-        pairs = image_pairs(data_samples, dtype=torch.float32)
-        if not pairs:
-            return
-        device = pairs[0][0].device
+    def score(self, pred: Tensor, gt: Tensor) -> List[float]:
+        """One LPIPS distance (float) per image; the network is built on
+        the first batch, on its device."""
         if self._model is None:
-            self._model = self._build(device)
-        self._model.to(device)
-        for pred, gt in group_by_shape(pairs):
-            dist = self._model(pred / 127.5 - 1, gt / 127.5 - 1)  # (B,1,1,1)
-            self.results.extend(dist.flatten().double().cpu().tolist())
-
-    def compute_metrics(self, results: List[float]) -> Dict[str, float]:
-        """Mean LPIPS over all images."""
-        return {
-            'LPIPS': float(np.mean(np.asarray(results, dtype=np.float64)))
-        }
+            self._model = self._build(pred.device)
+        self._model.to(pred.device)
+        dist = self._model(pred / 127.5 - 1, gt / 127.5 - 1)  # (B, 1, 1, 1)
+        return dist.flatten().double().cpu().tolist()

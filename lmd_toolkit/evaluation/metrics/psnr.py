@@ -1,21 +1,21 @@
 """Peak signal-to-noise ratio between reconstructions and originals."""
 import logging
 import math
-from typing import Any, Dict, List, Optional, Sequence
+from typing import Dict, List
 
 import numpy as np
-from mmengine.evaluator import BaseMetric
 from mmengine.logging import print_log
+from torch import Tensor
 
 from lmd_toolkit.registry import METRICS
-from .utils import image_pairs
+from .base import ImagePairMetric
 
 #: Peak value of the images (8-bit range).
 DATA_RANGE = 255.0
 
 
 @METRICS.register_module()
-class PSNR(BaseMetric):
+class PSNR(ImagePairMetric):
     """Peak signal-to-noise ratio, per image on [0, 255], averaged over images.
 
     ``PSNR = 10 * log10(255**2 / MSE)`` with the MSE over all pixels and
@@ -30,28 +30,24 @@ class PSNR(BaseMetric):
         quantize (bool): Round both images to integers after clamping, i.e.
             measure what a saved uint8 PNG would give. Defaults to False (the
             model's float output is measured).
-        collect_device (str): Device used to gather results across ranks,
-            ``'cpu'`` or ``'gpu'``. Defaults to 'cpu'.
-        prefix (str, optional): Prefix of the metric key (``prefix/PSNR``).
-            Defaults to None (key ``PSNR``).
+
+    ``collect_device`` and ``prefix`` (key ``prefix/PSNR``) as
+    :class:`ImagePairMetric`.
     """
 
-    default_prefix: Optional[str] = ''
+    name = 'PSNR'
 
-    def __init__(self,
-                 quantize: bool = False,
-                 collect_device: str = 'cpu',
-                 prefix: Optional[str] = None) -> None:
-        super().__init__(collect_device=collect_device, prefix=prefix)
+    def __init__(self, quantize: bool = False, **kwargs) -> None:
+        super().__init__(**kwargs)
         self.quantize = quantize
 
-    def process(self, data_batch: Any, data_samples: Sequence[dict]) -> None:
-        """Store one PSNR (float, dB) per image."""
-        for pred, gt in image_pairs(data_samples, quantize=self.quantize):
-            mse = float(((pred - gt)**2).mean())
-            psnr = math.inf if mse == 0 else 10 * math.log10(
-                DATA_RANGE**2 / mse)
-            self.results.append(psnr)
+    def score(self, pred: Tensor, gt: Tensor) -> List[float]:
+        """One PSNR (float, dB) per image."""
+        mses = [float(((p - g)**2).mean()) for p, g in zip(pred, gt)]
+        return [
+            math.inf if mse == 0 else 10 * math.log10(DATA_RANGE**2 / mse)
+            for mse in mses
+        ]
 
     def compute_metrics(self, results: List[float]) -> Dict[str, float]:
         """Mean PSNR over all images."""
@@ -63,4 +59,4 @@ class PSNR(BaseMetric):
                 'ground truth (PSNR = inf), so the mean PSNR is inf.',
                 logger='current',
                 level=logging.WARNING)
-        return {'PSNR': float(values.mean())}
+        return super().compute_metrics(results)

@@ -1,14 +1,12 @@
 """Structural similarity (Wang et al. 2004) in torch, scikit-image's way."""
-from typing import Any, Dict, List, Optional, Sequence
+from typing import List, Optional
 
-import numpy as np
 import torch
 import torch.nn.functional as F
-from mmengine.evaluator import BaseMetric
 from torch import Tensor
 
 from lmd_toolkit.registry import METRICS
-from .utils import group_by_shape, image_pairs
+from .base import ImagePairMetric
 
 #: Gaussian window: sigma 1.5 truncated at 3.5 sigma -> radius 5, 11 taps
 #: (scikit-image's choice for ``gaussian_weights=True``, matching the paper).
@@ -69,7 +67,7 @@ def structural_similarity(pred: Tensor, gt: Tensor) -> Tensor:
 
 
 @METRICS.register_module()
-class SSIM(BaseMetric):
+class SSIM(ImagePairMetric):
     """Structural similarity index (SSIM), per image, averaged over images.
 
     Wang et al. 2004 with a Gaussian window (sigma 1.5, 11x11), K1 = 0.01,
@@ -84,28 +82,18 @@ class SSIM(BaseMetric):
     Args:
         quantize (bool): Round both images to integers after clamping, i.e.
             measure what a saved uint8 PNG would give. Defaults to False.
-        collect_device (str): Device used to gather results across ranks,
-            ``'cpu'`` or ``'gpu'``. Defaults to 'cpu'.
-        prefix (str, optional): Prefix of the metric key (``prefix/SSIM``).
-            Defaults to None (key ``SSIM``).
+
+    ``collect_device`` and ``prefix`` (key ``prefix/SSIM``) as
+    :class:`ImagePairMetric`.
     """
 
-    default_prefix: Optional[str] = ''
+    name = 'SSIM'
 
-    def __init__(self,
-                 quantize: bool = False,
-                 collect_device: str = 'cpu',
-                 prefix: Optional[str] = None) -> None:
-        super().__init__(collect_device=collect_device, prefix=prefix)
+    def __init__(self, quantize: bool = False, **kwargs) -> None:
+        super().__init__(**kwargs)
         self.quantize = quantize
 
-    def process(self, data_batch: Any, data_samples: Sequence[dict]) -> None:
-        """Store one SSIM (float) per image."""
-        pairs = image_pairs(data_samples, quantize=self.quantize)
-        for pred, gt in group_by_shape(pairs):
-            # float64: E[x^2] - E[x]^2 on [0, 255] loses digits in float32.
-            self.results.extend(structural_similarity(pred, gt).tolist())
-
-    def compute_metrics(self, results: List[float]) -> Dict[str, float]:
-        """Mean SSIM over all images."""
-        return {'SSIM': float(np.mean(np.asarray(results, dtype=np.float64)))}
+    def score(self, pred: Tensor, gt: Tensor) -> List[float]:
+        """One SSIM (float) per image; float64, as E[x^2] - E[x]^2 on
+        [0, 255] loses digits in float32."""
+        return structural_similarity(pred, gt).tolist()

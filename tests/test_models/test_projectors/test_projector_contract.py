@@ -61,7 +61,10 @@ def test_vq_regulariser_is_codebook_plus_commitment(images, legacy):
     expected = (0.3 * codebook + commitment) if legacy else (
         codebook + 0.3 * commitment)
     torch.testing.assert_close(terms['loss'], expected)
-    torch.testing.assert_close(x_hat, model.decode_codes(z_q))
+    # The straight-through estimate h + (z_q - h) equals z_q only up to an
+    # ulp of h; the decoder amplifies that (1e-5 on some CPUs' kernels).
+    torch.testing.assert_close(x_hat, model.decode_codes(z_q), rtol=1e-4,
+                               atol=1e-4)
 
 
 def test_identity_has_no_regulariser(images):

@@ -4,10 +4,10 @@
 # linear head. Weights: set backbone.init_cfg.checkpoint to an LMD
 # pretraining checkpoint (encoder keys 'backbone.*'), or load a converted
 # one with load_from (tools/model_converters/lmd_to_mmpretrain.py).
+_base_ = ['./latent_vit_classifier.py']
+
 model = dict(
-    type='mmpretrain.ImageClassifier',
     backbone=dict(
-        type='LatentViTBackbone',
         projector=dict(
             type='KLVAEProjector',
             preset='kl-f8',
@@ -17,29 +17,16 @@ model = dict(
         encoder=dict(
             type='LMDViT', arch='base', in_channels=4, latent_size=28,
             patch_size=2),
-        global_pool='avg',
-        drop_path_rate=0.1,
         init_cfg=dict(
             type='Pretrained',
             checkpoint='work_dirs/lmd_vit-b_in1k_cs/epoch_400.pth',
             prefix='backbone.')),
-    head=dict(
-        type='mmpretrain.LinearClsHead',
-        num_classes=1000,
-        in_channels=768,
-        # Label smoothing 0.1; with mixup / cutmix the targets are soft.
-        loss=dict(
-            type='mmpretrain.LabelSmoothLoss', label_smooth_val=0.1,
-            mode='original'),
-        init_cfg=[dict(type='TruncNormal', layer='Linear', std=2e-5)]),
-    # uint8 -> [-1, 1], the projector's range. mmpretrain's LoadImageFromFile
-    # gives BGR: to_rgb=True flips it. Mixup 0.8 / CutMix 1.0, one of the two
-    # per batch (MAE's recipe).
+    # With mixup / cutmix the label-smoothed targets are soft.
+    head=dict(num_classes=1000, in_channels=768),
+    # mmpretrain's LoadImageFromFile gives BGR: to_rgb=True flips it. Mixup
+    # 0.8 / CutMix 1.0, one of the two per batch (MAE's recipe).
     data_preprocessor=dict(
-        type='mmpretrain.ClsDataPreprocessor',
         num_classes=1000,
-        mean=[127.5, 127.5, 127.5],
-        std=[127.5, 127.5, 127.5],
         to_rgb=True,
         batch_augments=dict(augments=[
             dict(type='mmpretrain.Mixup', alpha=0.8),
